@@ -1,0 +1,49 @@
+# Local entry points. Each target installs what it needs (into .venv) before it runs.
+#   make demo    run the pipeline end to end without Docker, print the loaded users, clean up
+#   make shell   a shell with a throwaway local Airflow + PostgreSQL + stand-in API (exit removes them)
+#   make test    lint + the whole test suite (real PostgreSQL, real Airflow, real HTTP)
+#   make lock    re-resolve requirements/*.in into the pinned requirements/*.txt
+
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+UV := $(BIN)/uv
+# Resolve once for every platform, for the oldest Python we support.
+LOCK := $(UV) pip compile --quiet --universal --python-version 3.11
+
+.PHONY: install demo shell test lint format lock clean
+
+install: $(VENV)/.synced
+
+# The lock file is the single source of truth: re-sync whenever it changes.
+$(VENV)/.synced: requirements/dev.txt
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is required, found " + sys.version.split()[0] + ": set PYTHON=/path/to/python3.11")'
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@test -x $(UV) || $(BIN)/python -m pip install --quiet "$$(grep -E '^uv==' requirements/dev.txt)"
+	$(UV) pip sync --quiet --python $(BIN)/python --compile-bytecode requirements/dev.txt
+	@touch $@
+
+demo: install
+	$(BIN)/python -m scripts.demo
+
+shell: install
+	$(BIN)/python -m scripts.shell
+
+test: lint
+	$(BIN)/python -m pytest
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: install
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+lock: install
+	$(LOCK) requirements/airflow.in -o requirements/airflow.txt
+	$(LOCK) requirements/dev.in -o requirements/dev.txt
+
+clean:
+	rm -rf .local .pytest_cache .ruff_cache

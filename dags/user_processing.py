@@ -1,0 +1,133 @@
+"""
+### user_processing
+
+Fetches users from a randomuser.me-style API and upserts them into the warehouse table `users`.
+
+```
+create_table >> is_api_available >> extract_user >> process_user >> store_user
+ (Postgres DDL)   (HttpSensor)       (API -> JSON)   (JSON -> CSV)   (CSV -> users, one transaction)
+```
+
+- Connections: `postgres` (the warehouse) and `user_api` (HTTP).
+- Each logical date fetches its own, reproducible set of users (the API's `seed`); re-running a date
+  changes nothing. Param `users` sets how many users a run fetches.
+- Tasks hand files over through the run's staging folder (include/user_processing/staging.py), never
+  through a worker's local disk; so each task can also be run alone with `airflow tasks test`.
+
+The logic lives in include/user_processing/; this file only wires the tasks together.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pendulum
+from airflow.providers.common.sql.operators.sql import SQLExecuteQueryOperator
+from airflow.providers.http.sensors.http import HttpSensor
+from airflow.sdk import ExceptionRetryPolicy, Param, RetryAction, RetryRule, chain, dag, task
+
+from include.user_processing.errors import FAIL_FAST_ERRORS
+from include.user_processing.settings import (
+    DEFAULT_USERS_PER_RUN,
+    POSTGRES_CONN_ID,
+    SQL_DIR,
+    USER_API_CONN_ID,
+    USER_API_ENDPOINT,
+    USERS_ASSET,
+)
+from include.user_processing.user_api import api_is_serving_users
+
+
+@dag(
+    schedule="@daily",
+    start_date=pendulum.datetime(2024, 1, 1, tz="UTC"),
+    catchup=False,
+    max_active_runs=1,
+    tags=["example", "users", "etl"],
+    doc_md=__doc__,
+    template_searchpath=[str(SQL_DIR)],
+    params={
+        "users": Param(
+            DEFAULT_USERS_PER_RUN,
+            type="integer",
+            minimum=1,
+            maximum=1_000_000,
+            description="How many users this run fetches (pages of up to 5000).",
+        ),
+    },
+    default_args={
+        "owner": "data-engineering",
+        "retries": 2,
+        "retry_delay": timedelta(minutes=1),
+        "retry_exponential_backoff": True,
+        # Bad input stays bad: fail at once instead of retrying (see include/user_processing/errors.py).
+        "retry_policy": ExceptionRetryPolicy(
+            rules=[RetryRule(exception=list(FAIL_FAST_ERRORS), action=RetryAction.FAIL)]
+        ),
+    },
+)
+def user_processing():
+    create_table = SQLExecuteQueryOperator(
+        task_id="create_table",
+        conn_id=POSTGRES_CONN_ID,
+        sql="create_users_table.sql",
+    )
+
+    is_api_available = HttpSensor(
+        task_id="is_api_available",
+        http_conn_id=USER_API_CONN_ID,
+        endpoint=USER_API_ENDPOINT,
+        request_params={"results": 1, "inc": "nat"},  # the smallest answer that proves users are served
+        response_check=api_is_serving_users,
+        extra_options={"check_response": False, "timeout": 30},  # the check reads the status itself
+        mode="reschedule",  # frees the worker slot between pokes
+        poke_interval=30,
+        timeout=timedelta(minutes=10).total_seconds(),
+    )
+
+    @task
+    def extract_user(**context) -> dict:
+        """Fetch this run's users, page by page, into its staging folder (passwords dropped)."""
+        from airflow.providers.http.hooks.http import HttpHook
+
+        from include.user_processing import extract, staging
+
+        hook = HttpHook(method="GET", http_conn_id=USER_API_CONN_ID)
+        seed = extract.seed_for(context["dag"].dag_id, staging.logical_date_of(context))
+        return extract.extract_users(
+            hook, staging.folder_for(context), seed=seed, total_users=context["params"]["users"]
+        )
+
+    @task
+    def process_user(**context) -> dict:
+        """Turn the extracted pages into users.csv."""
+        from include.user_processing import extract, staging, transform
+
+        run = staging.folder_for(context)
+        with staging.open_for_atomic_write(
+            staging.users_csv_path(run), "w", encoding="utf-8", newline=""
+        ) as file:
+            rows = transform.write_users_csv(extract.read_pages_newest_first(run), file)
+        return {"rows": rows}
+
+    @task(outlets=[USERS_ASSET])
+    def store_user(**context) -> dict:
+        """Upsert users.csv into the users table, all or nothing."""
+        from dataclasses import asdict
+
+        from airflow.providers.postgres.hooks.postgres import PostgresHook
+
+        from include.user_processing import load, staging
+
+        csv_path = staging.users_csv_path(staging.folder_for(context))
+        with (
+            staging.open_input(csv_path, produced_by="process_user") as csv_file,
+            PostgresHook(postgres_conn_id=POSTGRES_CONN_ID).get_conn() as conn,
+        ):
+            result = load.load_users_csv(conn, csv_file)
+        return asdict(result)
+
+    chain(create_table, is_api_available, extract_user(), process_user(), store_user())
+
+
+user_processing()

@@ -1,0 +1,27 @@
+"""Names and limits shared by the DAG, its tasks and the tests: one place to change each."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from airflow.sdk import Asset
+
+# Airflow connection ids (contract: override them with AIRFLOW_CONN_POSTGRES / AIRFLOW_CONN_USER_API).
+POSTGRES_CONN_ID = "postgres"
+USER_API_CONN_ID = "user_api"
+
+# Pin the API version: /api/ serves "latest", and the schema changed between versions.
+USER_API_ENDPOINT = "api/1.4/"
+# The API serves at most 5000 users per request; bigger batches are fetched page by page.
+MAX_USERS_PER_PAGE = 5000
+DEFAULT_USERS_PER_RUN = 100
+
+# Where tasks hand files to each other. An Airflow Variable (or AIRFLOW_VAR_USER_PROCESSING_STAGING_URL)
+# overrides it: e.g. s3://aws_default@my-bucket/staging with the amazon provider installed.
+STAGING_URL_VARIABLE = "user_processing_staging_url"
+
+SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
+
+USERS_TABLE = "users"
+# Asset URIs name data, not a connection: this one is the users table of the stack's warehouse.
+USERS_ASSET = Asset(name="users", uri="postgres://warehouse:5432/warehouse/public/users")

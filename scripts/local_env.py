@@ -1,0 +1,317 @@
+"""Throwaway local services for `make demo`, `make shell` and `make test`: no Docker needed.
+
+- ``ThrowawayPostgres``: a private PostgreSQL cluster from the locally installed server binaries,
+  listening on a free 127.0.0.1 port, deleted when stopped.
+- ``StandInUserApi``: the bundled randomuser.me stand-in (include/standin_user_api) as a process.
+- ``local_airflow``: both of the above plus a migrated Airflow home, with two databases as in the
+  Docker stack: `airflow` (Airflow's metadata) and `warehouse` (where the users land).
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import re
+import secrets
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+LOCAL_DIR = REPO_ROOT / ".local"  # git-ignored
+
+INSTALL_HINT = """PostgreSQL server binaries (initdb, pg_ctl, postgres, psql) were not found.
+Install them, or point PG_BINDIR at the folder that holds them:
+  Debian/Ubuntu:  sudo apt-get install -y postgresql
+  Fedora/RHEL:    sudo dnf install -y postgresql-server
+  macOS:          brew install postgresql@16
+Nothing is started from them but a private, throwaway cluster; no system service is needed."""
+
+
+class PostgresNotInstalled(RuntimeError):
+    pass
+
+
+def find_postgres_bindir(install: bool = True) -> Path:
+    """The folder holding initdb/pg_ctl/postgres; on Debian/Ubuntu as root, apt-get installs them."""
+    for candidate in _bindir_candidates():
+        if (candidate / "initdb").is_file() and (candidate / "pg_ctl").is_file():
+            return candidate
+    if install and os.geteuid() == 0 and shutil.which("apt-get"):
+        _apt_get_install_postgres()
+        return find_postgres_bindir(install=False)
+    raise PostgresNotInstalled(INSTALL_HINT)
+
+
+def _bindir_candidates() -> list[Path]:
+    candidates = []
+    if os.environ.get("PG_BINDIR"):
+        candidates.append(Path(os.environ["PG_BINDIR"]))
+    if shutil.which("pg_ctl"):
+        candidates.append(Path(shutil.which("pg_ctl")).resolve().parent)  # follow symlinks
+    if shutil.which("pg_config"):
+        bindir = subprocess.run(["pg_config", "--bindir"], capture_output=True, text=True, check=False)
+        candidates.append(Path(bindir.stdout.strip()))
+    # Debian/Ubuntu keep them off PATH, one folder per major version: newest first.
+    versioned = Path("/usr/lib/postgresql").glob("*/bin")
+    candidates += sorted(versioned, key=lambda p: int(re.sub(r"\D", "", p.parent.name) or 0), reverse=True)
+    candidates += sorted(Path("/usr/local/opt").glob("postgresql*/bin"), reverse=True)
+    candidates += sorted(Path("/opt/homebrew/opt").glob("postgresql*/bin"), reverse=True)
+    return candidates
+
+
+def _apt_get_install_postgres() -> None:
+    print("PostgreSQL binaries missing: installing them with apt-get (root, Debian/Ubuntu) ...", flush=True)
+    # Only the binaries are wanted: stop the package from creating and starting its own cluster.
+    conf = Path("/etc/postgresql-common/createcluster.conf")
+    if not conf.exists():
+        conf.parent.mkdir(parents=True, exist_ok=True)
+        conf.write_text("create_main_cluster = false\n")
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    subprocess.run(["apt-get", "update", "-q"], check=True, env=env)
+    subprocess.run(
+        ["apt-get", "install", "-y", "-q", "--no-install-recommends", "postgresql"], check=True, env=env
+    )
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class ThrowawayPostgres:
+    """A private PostgreSQL cluster: started on a free port, removed by stop().
+
+    PostgreSQL refuses to run as root, so when we are root the server runs as the `postgres` system
+    user (or `nobody`) from a folder that user can reach.
+    """
+
+    def __init__(self, parent: Path = LOCAL_DIR, fsync: bool = False) -> None:
+        self.bindir = find_postgres_bindir()
+        self.run_as = _unprivileged_user() if os.geteuid() == 0 else None
+        self.folder = Path(tempfile.mkdtemp(prefix="postgres-", dir=self._reachable(parent)))
+        self.data_dir = self.folder / "data"
+        self.port = 0
+        self.superuser = "postgres"
+        self.superuser_password = secrets.token_urlsafe(16)
+        self.fsync = fsync
+
+    def _reachable(self, parent: Path) -> Path:
+        parent.mkdir(parents=True, exist_ok=True)
+        if self.run_as is None or _user_can_enter(self.run_as, parent):
+            return parent
+        return Path(tempfile.gettempdir())  # e.g. a clone under root's private home
+
+    def start(self) -> ThrowawayPostgres:
+        password_file = self.folder / "superuser-password"
+        password_file.write_text(self.superuser_password)
+        if self.run_as:
+            for path in (self.folder, password_file):
+                os.chown(path, self.run_as.pw_uid, self.run_as.pw_gid)
+        self._run(
+            "initdb",
+            f"--pgdata={self.data_dir}",
+            f"--username={self.superuser}",
+            f"--pwfile={password_file}",
+            "--auth=scram-sha-256",
+            "--encoding=UTF8",
+            "--no-locale",
+            "--no-sync",
+        )
+        password_file.unlink()
+        for attempt in range(5):  # another process may grab the free port before we do
+            self.port = free_port()
+            settings = {
+                "listen_addresses": "'127.0.0.1'",
+                "port": str(self.port),
+                "unix_socket_directories": "''",
+                "fsync": "on" if self.fsync else "off",
+                "max_connections": "200",
+            }
+            with open(self.data_dir / "postgresql.auto.conf", "a") as conf:
+                conf.writelines(f"{key} = {value}\n" for key, value in settings.items())
+            result = self._run(
+                "pg_ctl",
+                "start",
+                "--wait",
+                f"--pgdata={self.data_dir}",
+                f"--log={self.folder / 'server.log'}",
+                check=attempt == 4,
+            )
+            if result.returncode == 0:
+                return self
+        raise RuntimeError("unreachable")
+
+    def stop(self) -> None:
+        if (self.data_dir / "postmaster.pid").exists():
+            self._run("pg_ctl", "stop", "--mode=fast", "--wait", f"--pgdata={self.data_dir}", check=False)
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+    def __enter__(self) -> ThrowawayPostgres:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    def uri(self, database: str, user: str, password: str, scheme: str = "postgresql") -> str:
+        return f"{scheme}://{user}:{password}@127.0.0.1:{self.port}/{database}"
+
+    def superuser_uri(self, database: str = "postgres") -> str:
+        return self.uri(database, self.superuser, self.superuser_password)
+
+    def create_database(self, name: str, owner: str, password: str) -> str:
+        """Create a login role and a database it owns; returns its postgresql:// URI."""
+        import psycopg
+        from psycopg import sql
+
+        with psycopg.connect(self.superuser_uri(), autocommit=True) as conn:
+            conn.execute(
+                sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(
+                    sql.Identifier(owner), sql.Literal(password)
+                )
+            )
+            conn.execute(
+                sql.SQL("CREATE DATABASE {} OWNER {}").format(sql.Identifier(name), sql.Identifier(owner))
+            )
+        return self.uri(name, owner, password)
+
+    def psql(self, uri: str, *args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [str(self.bindir / "psql"), uri, *args], capture_output=True, text=True, check=True
+        )
+
+    def _run(self, program: str, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+        kwargs = {}
+        if self.run_as:
+            kwargs = {"user": self.run_as.pw_uid, "group": self.run_as.pw_gid, "extra_groups": []}
+        result = subprocess.run(
+            [str(self.bindir / program), *args], capture_output=True, text=True, cwd=self.folder, **kwargs
+        )
+        if check and result.returncode != 0:
+            log = self.folder / "server.log"
+            details = log.read_text()[-2000:] if log.exists() else ""
+            raise RuntimeError(
+                f"{program} failed ({result.returncode}):\n{result.stdout}{result.stderr}{details}"
+            )
+        return result
+
+
+def _unprivileged_user() -> pwd.struct_passwd:
+    for name in ("postgres", "nobody"):
+        try:
+            return pwd.getpwnam(name)
+        except KeyError:
+            continue
+    raise RuntimeError(
+        "running as root, but neither a 'postgres' nor a 'nobody' user exists to run PostgreSQL"
+    )
+
+
+def _user_can_enter(user: pwd.struct_passwd, folder: Path) -> bool:
+    probe = subprocess.run(
+        ["test", "-x", str(folder)], user=user.pw_uid, group=user.pw_gid, extra_groups=[], check=False
+    )
+    return probe.returncode == 0
+
+
+class StandInUserApi:
+    """The bundled stand-in for randomuser.me, in its own process on a free 127.0.0.1 port."""
+
+    def __init__(self, *extra_args: str) -> None:
+        self.extra_args = extra_args
+        self.process: subprocess.Popen | None = None
+        self.url = ""
+
+    def start(self) -> StandInUserApi:
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "include.standin_user_api", "--port", "0", *self.extra_args],
+            cwd=REPO_ROOT,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        line = self.process.stdout.readline().strip()
+        if not line.startswith("listening on "):
+            self.stop()
+            raise RuntimeError(f"the stand-in user API did not start (it printed {line!r})")
+        self.url = line.removeprefix("listening on ")
+        return self
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(timeout=10)
+
+    def __enter__(self) -> StandInUserApi:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+
+def airflow_env(
+    airflow_home: Path, metadata_db_uri: str, warehouse_uri: str, user_api_url: str
+) -> dict[str, str]:
+    """Environment for running this project's Airflow locally against the throwaway services."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith(("AIRFLOW_", "AIRFLOW__"))}
+    env.update(
+        {
+            "AIRFLOW_HOME": str(airflow_home),
+            "AIRFLOW__CORE__DAGS_FOLDER": str(REPO_ROOT / "dags"),
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": metadata_db_uri.replace(
+                "postgresql://", "postgresql+psycopg2://"
+            ),
+            "AIRFLOW_CONN_POSTGRES": warehouse_uri,
+            "AIRFLOW_CONN_USER_API": user_api_url,
+            "AIRFLOW__COSMOS__ENABLE_TELEMETRY": "False",
+            "PYTHONPATH": str(REPO_ROOT),  # so DAGs can `import include...`, as in the Docker image
+            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}",
+        }
+    )
+    return env
+
+
+@dataclass
+class LocalAirflow:
+    postgres: ThrowawayPostgres
+    metadata_db_uri: str
+    warehouse_uri: str
+    env: dict[str, str]
+
+    def airflow(self, *args: str, **kwargs) -> subprocess.CompletedProcess:
+        """Run the `airflow` CLI of this virtualenv against the local services."""
+        kwargs.setdefault("capture_output", True)
+        kwargs.setdefault("text", True)
+        return subprocess.run([str(Path(sys.executable).parent / "airflow"), *args], env=self.env, **kwargs)
+
+
+@contextmanager
+def local_airflow(*user_api_args: str) -> Iterator[LocalAirflow]:
+    """Throwaway PostgreSQL + stand-in API + a migrated Airflow home; all removed on exit."""
+    LOCAL_DIR.mkdir(exist_ok=True)
+    airflow_home = Path(tempfile.mkdtemp(prefix="airflow-home-", dir=LOCAL_DIR))
+    try:
+        with ThrowawayPostgres() as postgres, StandInUserApi(*user_api_args) as user_api:
+            metadata_db = postgres.create_database("airflow", "airflow", secrets.token_urlsafe(12))
+            warehouse = postgres.create_database("warehouse", "warehouse", secrets.token_urlsafe(12))
+            local = LocalAirflow(
+                postgres,
+                metadata_db,
+                warehouse,
+                airflow_env(airflow_home, metadata_db, warehouse, user_api.url),
+            )
+            migrated = local.airflow("db", "migrate")
+            if migrated.returncode != 0:
+                raise RuntimeError(
+                    f"airflow db migrate failed:\n{migrated.stdout[-3000:]}{migrated.stderr[-3000:]}"
+                )
+            yield local
+    finally:
+        shutil.rmtree(airflow_home, ignore_errors=True)

@@ -1,0 +1,157 @@
+"""Shared test fixtures: real services, started once per test session and only when a test needs them.
+
+- ``postgres``: one throwaway PostgreSQL cluster (scripts/local_env.py) for the whole session.
+- ``warehouse_uri``: its `warehouse` database, what the Airflow connection `postgres` points at.
+- ``user_api``: the stand-in randomuser.me API as a real HTTP server process, faults cleared per test.
+- ``airflow``: one migrated Airflow home (metadata DB in the same cluster) and a CLI runner for it.
+"""
+
+from __future__ import annotations
+
+import atexit
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from scripts.local_env import REPO_ROOT, PostgresNotInstalled, StandInUserApi, ThrowawayPostgres, airflow_env
+
+FIXTURES = Path(__file__).parent / "fixtures"
+AIRFLOW_BIN = str(Path(sys.executable).parent / "airflow")
+
+# Airflow reads its configuration on first import: give this process its own home, never ~/airflow.
+os.environ["AIRFLOW_HOME"] = tempfile.mkdtemp(prefix="airflow-pytest-")
+atexit.register(shutil.rmtree, os.environ["AIRFLOW_HOME"], True)
+os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
+os.environ["PYTHONPATH"] = str(REPO_ROOT)  # subprocesses import include/ as the DAGs do
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[ThrowawayPostgres]:
+    try:
+        server = ThrowawayPostgres()
+    except PostgresNotInstalled as missing:
+        pytest.fail(str(missing), pytrace=False)
+    with server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def warehouse_uri(postgres: ThrowawayPostgres) -> str:
+    return postgres.create_database("warehouse", "warehouse", "warehouse-test-password")
+
+
+@pytest.fixture
+def warehouse(warehouse_uri: str) -> Iterator[psycopg.Connection]:
+    """A connection to the warehouse, which starts every test without a `users` table."""
+    with psycopg.connect(warehouse_uri, autocommit=True) as conn:
+        conn.execute("DROP TABLE IF EXISTS users")
+        yield conn
+
+
+@dataclass
+class UserApi:
+    """Test handle on the stand-in API: its URL plus its fault-injection control endpoints."""
+
+    url: str
+
+    def control(self, method: str, path: str, body: dict | None = None) -> object:
+        request = urllib.request.Request(  # noqa: S310 - http:// to our own local server
+            f"{self.url}/__standin__/{path}",
+            method=method,
+            data=None if body is None else json.dumps(body).encode(),
+            headers={"Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 - as above
+            payload = response.read()
+        return json.loads(payload) if payload else None
+
+    def add_fault(self, mode: str, **options: object) -> None:
+        self.control("POST", "faults", {"mode": mode, **options})
+
+    def requests(self) -> list[dict]:
+        return self.control("GET", "requests")
+
+    def reset(self) -> None:
+        self.control("DELETE", "faults")
+        self.control("DELETE", "requests")
+        self.control("POST", "edge-cases", {"enabled": False})
+
+
+@pytest.fixture(scope="session")
+def _user_api_server() -> Iterator[StandInUserApi]:
+    with StandInUserApi() as server:
+        yield server
+
+
+@pytest.fixture
+def user_api(_user_api_server: StandInUserApi) -> Iterator[UserApi]:
+    api = UserApi(_user_api_server.url)
+    api.reset()
+    yield api
+    api.reset()
+
+
+@dataclass
+class AirflowCli:
+    """Runs the real `airflow` CLI against the session's Airflow home."""
+
+    env: dict[str, str]
+
+    def run(
+        self, *args: str, env: dict[str, str] | None = None, timeout: int = 600
+    ) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [AIRFLOW_BIN, *args],
+            env={**self.env, **(env or {})},
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+
+    def dags_test(self, logical_date: str, conf: dict | None = None, **kwargs) -> subprocess.CompletedProcess:
+        args = ["dags", "test", "user_processing", logical_date]
+        if conf:
+            args += ["--conf", json.dumps(conf)]
+        return self.run(*args, **kwargs)
+
+    def task_state(
+        self, task_id: str, logical_date: str, **kwargs
+    ) -> tuple[str, subprocess.CompletedProcess]:
+        """Run `airflow tasks test` and return the task's final state, read from its log.
+
+        `airflow tasks test` exits 0 even when the task fails, so its exit code proves nothing.
+        """
+        result = self.run("tasks", "test", "user_processing", task_id, logical_date, **kwargs)
+        states = re.findall(r"new_state=(\w+)|Marking task as (\w+)", result.stdout + result.stderr)
+        final = [state for pair in states for state in pair if state]
+        return (final[-1].lower() if final else "unknown"), result
+
+
+@pytest.fixture(scope="session")
+def airflow(
+    postgres: ThrowawayPostgres, warehouse_uri: str, _user_api_server: StandInUserApi, tmp_path_factory
+) -> AirflowCli:
+    metadata_uri = postgres.create_database("airflow", "airflow", "airflow-test-password")
+    home = tmp_path_factory.mktemp("airflow-home")
+    cli = AirflowCli(airflow_env(home, metadata_uri, warehouse_uri, _user_api_server.url))
+    migrated = cli.run("db", "migrate")
+    assert migrated.returncode == 0, migrated.stdout + migrated.stderr
+    return cli
+
+
+def users_in(
+    conn: psycopg.Connection, columns: str = "user_id::text, firstname, lastname, country"
+) -> list[tuple]:
+    return conn.execute(f"SELECT {columns} FROM users ORDER BY user_id").fetchall()  # noqa: S608 - test-only

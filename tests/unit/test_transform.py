@@ -1,0 +1,161 @@
+"""The processing step on its own: real API samples and every data quirk, down to the exact CSV bytes."""
+
+from __future__ import annotations
+
+import copy
+import csv
+import io
+import json
+
+import pytest
+
+from include.user_processing.transform import CSV_COLUMNS, users_to_frame, write_users_csv
+from tests.conftest import FIXTURES
+
+HEADER = (
+    '"user_id","firstname","lastname","email","username",'
+    '"gender","city","country","postcode","nationality","registered_at"\n'
+)
+
+
+def sample(name: str) -> list[dict]:
+    return json.loads((FIXTURES / "randomuser" / name).read_text(encoding="utf-8"))["results"]
+
+
+def to_csv(*pages_newest_first: list[dict]) -> str:
+    out = io.StringIO()
+    write_users_csv(list(pages_newest_first), out)
+    return out.getvalue()
+
+
+def make_user(uuid: str, first: str = "Ada", last: str = "Lovelace", **overrides) -> dict:
+    """A v1.4-shaped user; overrides replace top-level keys or, with a dotted name, nested ones."""
+    user = copy.deepcopy(sample("v1.4_single_BR_codeacademyuz.json")[0])
+    user["login"]["uuid"] = uuid
+    user["name"]["first"], user["name"]["last"] = first, last
+    for path, value in overrides.items():
+        *parents, key = path.split("__")
+        node = user
+        for parent in parents:
+            node = node[parent]
+        node[key] = value
+    return user
+
+
+def test_real_v14_sample_gives_the_exact_csv():
+    assert to_csv(sample("v1.4_single_BR_codeacademyuz.json")) == HEADER + (
+        '"4bbbf423-b3dd-409f-b35b-53957fc1b362","Damas","Oliveira","damas.oliveira@example.com",'
+        '"goldenpeacock430","male","Cotia","Brazil","32158","BR","2014-08-30T05:19:44.274Z"\n'
+    )
+
+
+def test_real_50_user_page_matches_the_reviewed_golden_csv():
+    # v1.3 page: int and str postcodes, null ids, Persian names, apostrophes, no `registered` field.
+    golden = (FIXTURES / "expected" / "v1.3_seed-abc_page1_50users_drawers.csv").read_text(encoding="utf-8")
+    assert to_csv(sample("v1.3_seed-abc_page1_50users_drawers.json")) == golden
+
+
+def test_postcodes_stay_text_with_leading_zeros_and_no_float_suffix():
+    users = [
+        make_user("00000000-0000-4000-8000-000000000001", location__postcode=32158),
+        make_user("00000000-0000-4000-8000-000000000002", location__postcode="0150"),
+        make_user("00000000-0000-4000-8000-000000000003", location__postcode="B7G 4G1"),
+        make_user("00000000-0000-4000-8000-000000000004", location__postcode=None),
+    ]
+    assert list(users_to_frame(users)["postcode"]) == ["32158", "0150", "B7G 4G1", None]
+
+
+def test_awkward_text_survives_a_csv_round_trip_byte_for_byte():
+    awkward = [
+        "تارا",  # Persian
+        "Јован",  # Cyrillic
+        "'t Hart",
+        "O'Connell",
+        'Dwayne "The Rock"',
+        "Smith, Jr.",
+        "back\\slash",
+        "two\nlines",
+        "windows\r\nline",
+        "\\N",  # PostgreSQL's text-format NULL marker, must stay text
+        "trailing space ",
+        " leading space",
+        "",
+        "tab\there;semi",
+        "emoji 😀",
+    ]
+    users = [
+        make_user(f"00000000-0000-4000-8000-{index:012d}", first=text, last=text)
+        for index, text in enumerate(awkward)
+    ]
+    rows = list(csv.DictReader(io.StringIO(to_csv(users), newline="")))
+    assert [row["firstname"] for row in rows] == awkward
+    assert [row["lastname"] for row in rows] == awkward
+
+
+def test_every_value_is_quoted_so_copy_reads_it_as_data():
+    text = to_csv([make_user("00000000-0000-4000-8000-000000000001", first="\\N", last="")])
+    assert '"\\N",""' in text
+
+
+def test_missing_optional_fields_become_empty():
+    user = make_user("00000000-0000-4000-8000-000000000001")
+    for key in ("gender", "nat", "registered"):
+        del user[key]
+    del user["location"]["city"]
+    row = users_to_frame([user]).iloc[0]
+    assert [row[c] for c in ("gender", "city", "nationality", "registered_at")] == [None] * 4
+    assert to_csv([user]).endswith('"Brazil","32158","",""\n')
+
+
+def test_source_values_are_not_cleaned():
+    user = make_user("00000000-0000-4000-8000-000000000001", first="  Ada ", last="LOVELACE")
+    user["email"] = "Ada.Lovelace@Example.com "
+    row = users_to_frame([user]).iloc[0]
+    assert (row["firstname"], row["lastname"], row["email"]) == (
+        "  Ada ",
+        "LOVELACE",
+        "Ada.Lovelace@Example.com ",
+    )
+
+
+def test_duplicate_user_id_within_a_page_keeps_the_last_one():
+    page = [
+        make_user("00000000-0000-4000-8000-000000000001", first="first copy"),
+        make_user("00000000-0000-4000-8000-000000000002", first="other"),
+        make_user("00000000-0000-4000-8000-000000000001", first="last copy"),
+    ]
+    rows = list(csv.DictReader(io.StringIO(to_csv(page))))
+    assert [(r["user_id"][-1], r["firstname"]) for r in rows] == [("2", "other"), ("1", "last copy")]
+
+
+def test_duplicate_user_id_across_pages_keeps_the_one_from_the_later_page():
+    page_1 = [make_user("00000000-0000-4000-8000-000000000001", first="page 1")]
+    page_2 = [
+        make_user("00000000-0000-4000-8000-000000000001", first="page 2"),
+        make_user("00000000-0000-4000-8000-000000000002", first="new"),
+    ]
+    rows = list(csv.DictReader(io.StringIO(to_csv(page_2, page_1))))  # newest first, as extract yields
+    assert sorted((r["user_id"][-1], r["firstname"]) for r in rows) == [("1", "page 2"), ("2", "new")]
+
+
+def test_write_returns_the_row_count_and_writes_one_header():
+    out = io.StringIO()
+    pages = [[make_user(f"00000000-0000-4000-8000-00000000000{i}")] for i in range(3)]
+    assert write_users_csv(pages, out) == 3
+    assert out.getvalue().count('"user_id"') == 1
+
+
+def test_no_pages_gives_a_header_only_csv():
+    assert to_csv() == HEADER
+
+
+def test_columns_match_the_users_table():
+    ddl = (FIXTURES.parent.parent / "include" / "sql" / "create_users_table.sql").read_text()
+    for column in CSV_COLUMNS:
+        assert f"\n    {column} " in ddl
+
+
+@pytest.mark.parametrize("secret", ["password", "salt", "md5", "sha1", "sha256"])
+def test_no_login_secret_reaches_the_csv(secret):
+    user = sample("v1.4_single_BR_codeacademyuz.json")[0]
+    assert user["login"][secret] not in to_csv([user])
