@@ -8,13 +8,15 @@ SHELL := /bin/bash
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
+# dbt gets its own virtualenv so its pins never fight Airflow's; Cosmos runs it by path.
+DBT_VENV := .venv-dbt
 UV := $(BIN)/uv
 # Resolve once for every platform, for the oldest Python we support.
 LOCK := $(UV) pip compile --quiet --universal --python-version 3.11
 
 .PHONY: install demo shell test lint format lock clean
 
-install: $(VENV)/.synced
+install: $(VENV)/.synced $(DBT_VENV)/.synced
 
 # The lock file is the single source of truth: re-sync whenever it changes.
 $(VENV)/.synced: requirements/dev.txt
@@ -22,6 +24,11 @@ $(VENV)/.synced: requirements/dev.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@test -x $(UV) || $(BIN)/python -m pip install --quiet "$$(grep -E '^uv==' requirements/dev.txt)"
 	$(UV) pip sync --quiet --python $(BIN)/python --compile-bytecode requirements/dev.txt
+	@touch $@
+
+$(DBT_VENV)/.synced: requirements/dbt.txt $(VENV)/.synced
+	@test -x $(DBT_VENV)/bin/python || $(UV) venv --quiet --python $(BIN)/python $(DBT_VENV)
+	$(UV) pip sync --quiet --python $(DBT_VENV)/bin/python --compile-bytecode requirements/dbt.txt
 	@touch $@
 
 demo: install
@@ -44,6 +51,7 @@ format: install
 lock: install
 	$(LOCK) requirements/airflow.in -o requirements/airflow.txt
 	$(LOCK) requirements/dev.in -o requirements/dev.txt
+	$(LOCK) requirements/dbt.in -o requirements/dbt.txt
 
 clean:
 	rm -rf .local .pytest_cache .ruff_cache
