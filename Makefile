@@ -14,9 +14,13 @@ UV := $(BIN)/uv
 # Resolve once for every platform, for the oldest Python we support.
 LOCK := $(UV) pip compile --quiet --universal --python-version 3.11
 
-.PHONY: install demo shell test lint format lock clean
+.PHONY: install dbt-parse demo shell test lint format lock clean
 
-install: $(VENV)/.synced $(DBT_VENV)/.synced
+# Cosmos renders the dbt tasks from this manifest, so parsing the DAG never has to run dbt.
+DBT_MANIFEST := dbt_project/target/manifest.json
+DBT_SOURCES := $(wildcard dbt_project/*.yml dbt_project/models/*/*.sql dbt_project/models/*/*.yml dbt_project/tests/*.sql)
+
+install: $(VENV)/.synced $(DBT_VENV)/.synced $(DBT_MANIFEST)
 
 # The lock file is the single source of truth: re-sync whenever it changes.
 $(VENV)/.synced: requirements/dev.txt
@@ -30,6 +34,12 @@ $(DBT_VENV)/.synced: requirements/dbt.txt $(VENV)/.synced
 	@test -x $(DBT_VENV)/bin/python || $(UV) venv --quiet --python $(BIN)/python $(DBT_VENV)
 	$(UV) pip sync --quiet --python $(DBT_VENV)/bin/python --compile-bytecode requirements/dbt.txt
 	@touch $@
+
+$(DBT_MANIFEST): $(DBT_VENV)/.synced $(DBT_SOURCES)
+	cd dbt_project && DBT_PROFILES_DIR=. ../$(DBT_VENV)/bin/dbt parse --quiet
+	@touch $@
+
+dbt-parse: $(DBT_MANIFEST)
 
 demo: install
 	$(BIN)/python -m scripts.demo

@@ -4,13 +4,14 @@
 Fetches users from a randomuser.me-style API and upserts them into the warehouse table `users`.
 
 ```
-create_table >> is_api_available >> extract_user >> process_user >> store_user
- (Postgres DDL)   (HttpSensor)       (API -> JSON)   (JSON -> CSV)   (CSV -> users, one transaction)
+create_table >> is_api_available >> extract_user >> process_user >> store_user >> transform_users
+ (Postgres DDL)   (HttpSensor)       (API -> JSON)   (JSON -> CSV)   (CSV -> users)  (dbt, via Cosmos)
 ```
 
 - Connections: `postgres` (the warehouse) and `user_api` (HTTP).
 - Each logical date fetches its own, reproducible set of users (the API's `seed`); re-running a date
   changes nothing. Param `users` sets how many users a run fetches.
+- `transform_users` runs dbt_project/ (staging and marts models) with one task per model and its tests.
 - Tasks hand files over through the run's staging folder (include/user_processing/staging.py), never
   through a worker's local disk; so each task can also be run alone with `airflow tasks test`.
 
@@ -25,7 +26,9 @@ import pendulum
 from airflow.providers.common.sql.operators.sql import SQLExecuteQueryOperator
 from airflow.providers.http.sensors.http import HttpSensor
 from airflow.sdk import ExceptionRetryPolicy, Param, RetryAction, RetryRule, chain, dag, task
+from cosmos import DbtTaskGroup
 
+from include.user_processing import dbt_transforms
 from include.user_processing.errors import FAIL_FAST_ERRORS
 from include.user_processing.settings import (
     DEFAULT_USERS_PER_RUN,
@@ -127,7 +130,16 @@ def user_processing():
             result = load.load_users_csv(conn, csv_file)
         return asdict(result)
 
-    chain(create_table, is_api_available, extract_user(), process_user(), store_user())
+    transform_users = DbtTaskGroup(
+        group_id="transform_users",
+        project_config=dbt_transforms.PROJECT,
+        profile_config=dbt_transforms.PROFILE,
+        execution_config=dbt_transforms.EXECUTION,
+        render_config=dbt_transforms.RENDER,
+        operator_args=dbt_transforms.OPERATOR_ARGS,
+    )
+
+    chain(create_table, is_api_available, extract_user(), process_user(), store_user(), transform_users)
 
 
 user_processing()

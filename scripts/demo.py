@@ -18,6 +18,7 @@ TASKS_QUERY = (  # Airflow's metadata database lives in the same throwaway serve
 )
 USERS_QUERY = "SELECT firstname, lastname, country, email FROM users ORDER BY lastname, firstname LIMIT 10;"
 COUNT_QUERY = "SELECT count(*) AS users, count(DISTINCT country) AS countries FROM users;"
+MART_QUERY = "SELECT * FROM analytics.users_by_country ORDER BY users DESC, country LIMIT 5;"
 
 
 def main() -> int:
@@ -32,6 +33,8 @@ def main() -> int:
         step(f'psql "{local.warehouse_uri}" -c "{USERS_QUERY}"')
         print(local.postgres.psql(local.warehouse_uri, "-c", USERS_QUERY).stdout)
         print(local.postgres.psql(local.warehouse_uri, "-c", COUNT_QUERY).stdout)
+        step(f'psql "{local.warehouse_uri}" -c "{MART_QUERY}"   (a dbt mart)')
+        print(local.postgres.psql(local.warehouse_uri, "-c", MART_QUERY).stdout)
     print(NEXT_STEPS)
     return 0
 
@@ -40,8 +43,9 @@ def step(message: str) -> None:
     print(f"\n==> {message}", flush=True)
 
 
-NEXT_STEPS = """Done: the users above were fetched from the bundled stand-in API, processed with pandas and
-upserted into the `users` table of a throwaway PostgreSQL, which has now been removed again.
+NEXT_STEPS = """Done: the users above were fetched from the bundled stand-in API, processed with pandas,
+upserted into the `users` table of a throwaway PostgreSQL and transformed by dbt into the
+`analytics` schema. That PostgreSQL has now been removed again.
 
 Try next:
   make shell      a shell with Airflow and the same throwaway services: run the tasks one by one

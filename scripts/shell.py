@@ -10,14 +10,16 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import urllib.parse
 
-from scripts.local_env import local_airflow
+from scripts.local_env import REPO_ROOT, local_airflow
 
 BANNER = """
 Local Airflow is ready (Airflow home: {home}). Try:
   airflow tasks test user_processing create_table 2024-01-01
   airflow dags test user_processing 2024-01-01
   psql "$WAREHOUSE_URI" -c 'SELECT firstname, lastname, country, email FROM users LIMIT 10'
+  cd dbt_project && dbt build        (dbt reads the same warehouse through profiles.yml)
 Leave with `exit`: everything started for this shell is then removed.
 """
 
@@ -25,10 +27,20 @@ Leave with `exit`: everything started for this shell is then removed.
 def main() -> int:
     print("Starting a throwaway PostgreSQL and the stand-in user API; migrating Airflow's database ...")
     with local_airflow() as local:
+        warehouse = urllib.parse.urlsplit(local.warehouse_uri)
         env = {
             **local.env,
             "WAREHOUSE_URI": local.warehouse_uri,
-            "PATH": f"{local.postgres.bindir}{os.pathsep}{local.env['PATH']}",  # psql of the same server
+            # dbt_project/profiles.yml reads these; dbt itself comes from .venv-dbt (after .venv on PATH).
+            "DBT_PROFILES_DIR": str(REPO_ROOT / "dbt_project"),
+            "DBT_HOST": warehouse.hostname,
+            "DBT_PORT": str(warehouse.port),
+            "DBT_USER": warehouse.username,
+            "DBT_PASSWORD": warehouse.password,
+            "DBT_DBNAME": warehouse.path.lstrip("/"),
+            "PATH": os.pathsep.join(
+                [str(local.postgres.bindir), local.env["PATH"], str(REPO_ROOT / ".venv-dbt" / "bin")]
+            ),
         }
         print(BANNER.format(home=env["AIRFLOW_HOME"]), flush=True)
         subprocess.run([os.environ.get("SHELL", "/bin/bash")], env=env, check=False)

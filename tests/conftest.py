@@ -4,6 +4,7 @@
 - ``warehouse_uri``: its `warehouse` database, what the Airflow connection `postgres` points at.
 - ``user_api``: the stand-in randomuser.me API as a real HTTP server process, faults cleared per test.
 - ``airflow``: one migrated Airflow home (metadata DB in the same cluster) and a CLI runner for it.
+- ``dbt``: the dbt CLI of .venv-dbt, pointed at the warehouse through dbt_project/profiles.yml.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -28,6 +30,11 @@ from scripts.local_env import REPO_ROOT, PostgresNotInstalled, StandInUserApi, T
 
 FIXTURES = Path(__file__).parent / "fixtures"
 AIRFLOW_BIN = str(Path(sys.executable).parent / "airflow")
+DBT_MODELS = ("stg_users", "dim_users", "users_by_country", "users_by_registration_year")
+DBT_TASKS = (
+    "transform_users.warehouse_users_source",
+    *(f"transform_users.{model}_model_build" for model in DBT_MODELS),
+)
 
 # Airflow reads its configuration on first import: give this process its own home, never ~/airflow.
 os.environ["AIRFLOW_HOME"] = tempfile.mkdtemp(prefix="airflow-pytest-")
@@ -53,8 +60,9 @@ def warehouse_uri(postgres: ThrowawayPostgres) -> str:
 
 @pytest.fixture
 def warehouse(warehouse_uri: str) -> Iterator[psycopg.Connection]:
-    """A connection to the warehouse, which starts every test without a `users` table."""
+    """A connection to the warehouse, which starts every test empty: no `users`, no dbt models."""
     with psycopg.connect(warehouse_uri, autocommit=True) as conn:
+        conn.execute("DROP SCHEMA IF EXISTS analytics CASCADE")  # dbt's views read `users`: drop them first
         conn.execute("DROP TABLE IF EXISTS users")
         yield conn
 
@@ -107,6 +115,7 @@ class AirflowCli:
     """Runs the real `airflow` CLI against the session's Airflow home."""
 
     env: dict[str, str]
+    metadata_uri: str
 
     def run(
         self, *args: str, env: dict[str, str] | None = None, timeout: int = 600
@@ -120,11 +129,29 @@ class AirflowCli:
             check=False,
         )
 
-    def dags_test(self, logical_date: str, conf: dict | None = None, **kwargs) -> subprocess.CompletedProcess:
+    def dags_test(
+        self, logical_date: str, conf: dict | None = None, skip_dbt: bool = False, **kwargs
+    ) -> subprocess.CompletedProcess:
+        """`airflow dags test`; skip_dbt marks the dbt tasks successful unrun (for tests about loading)."""
         args = ["dags", "test", "user_processing", logical_date]
         if conf:
             args += ["--conf", json.dumps(conf)]
+        if skip_dbt:
+            args += ["--mark-success-pattern", r"transform_users\..*"]
         return self.run(*args, **kwargs)
+
+    def task_states(self, logical_date: str) -> dict[str, str]:
+        """Final state of every task in the latest run for `logical_date`, from the metadata DB."""
+        with psycopg.connect(self.metadata_uri) as conn:
+            rows = conn.execute(
+                """
+                SELECT ti.task_id, ti.state FROM task_instance ti
+                WHERE ti.run_id = (SELECT run_id FROM dag_run WHERE dag_id = 'user_processing'
+                                   AND logical_date = %s::timestamptz ORDER BY id DESC LIMIT 1)
+                """,
+                (f"{logical_date}T00:00:00+00:00",),
+            ).fetchall()
+        return dict(rows)
 
     def task_state(
         self, task_id: str, logical_date: str, **kwargs
@@ -145,10 +172,49 @@ def airflow(
 ) -> AirflowCli:
     metadata_uri = postgres.create_database("airflow", "airflow", "airflow-test-password")
     home = tmp_path_factory.mktemp("airflow-home")
-    cli = AirflowCli(airflow_env(home, metadata_uri, warehouse_uri, _user_api_server.url))
+    cli = AirflowCli(airflow_env(home, metadata_uri, warehouse_uri, _user_api_server.url), metadata_uri)
     migrated = cli.run("db", "migrate")
     assert migrated.returncode == 0, migrated.stdout + migrated.stderr
     return cli
+
+
+@dataclass
+class DbtCli:
+    """The dbt CLI from .venv-dbt, run in dbt_project/ with a private target folder."""
+
+    env: dict[str, str]
+    target_path: Path
+
+    def run(self, *args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [str(REPO_ROOT / ".venv-dbt" / "bin" / "dbt"), *args, "--target-path", str(self.target_path)],
+            cwd=REPO_ROOT / "dbt_project",
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+
+
+@pytest.fixture
+def dbt(warehouse_uri: str, tmp_path: Path) -> DbtCli:
+    uri = urllib.parse.urlsplit(warehouse_uri)
+    env = {
+        **os.environ,
+        "DBT_PROFILES_DIR": str(REPO_ROOT / "dbt_project"),
+        "DBT_HOST": uri.hostname,
+        "DBT_PORT": str(uri.port),
+        "DBT_USER": uri.username,
+        "DBT_PASSWORD": uri.password,
+        "DBT_DBNAME": uri.path.lstrip("/"),
+    }
+    return DbtCli(env, tmp_path / "dbt-target")
+
+
+def relation_rows(conn: psycopg.Connection, relation: str) -> list[tuple]:
+    """Every row of a table or view, sorted, for before/after comparisons."""
+    return sorted(conn.execute(f"SELECT * FROM {relation}").fetchall(), key=repr)  # noqa: S608 - test-only
 
 
 def users_in(

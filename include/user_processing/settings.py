@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from airflow.sdk import Asset
@@ -20,8 +21,15 @@ DEFAULT_USERS_PER_RUN = 100
 # overrides it: e.g. s3://aws_default@my-bucket/staging with the amazon provider installed.
 STAGING_URL_VARIABLE = "user_processing_staging_url"
 
-SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
+PROJECT_ROOT = Path(__file__).resolve().parents[2]  # the repository; /opt/airflow in the Docker image
+SQL_DIR = PROJECT_ROOT / "include" / "sql"
 
 USERS_TABLE = "users"
 # Asset URIs name data, not a connection: this one is the users table of the stack's warehouse.
 USERS_ASSET = Asset(name="users", uri="postgres://warehouse:5432/warehouse/public/users")
+
+# dbt: the project, and the dbt executable of its own virtualenv (see requirements/dbt.in).
+DBT_PROJECT_DIR = PROJECT_ROOT / "dbt_project"
+DBT_MANIFEST = DBT_PROJECT_DIR / "target" / "manifest.json"  # built by `make install` / airflow-init
+DBT_EXECUTABLE = Path(os.environ.get("DBT_EXECUTABLE_PATH", PROJECT_ROOT / ".venv-dbt" / "bin" / "dbt"))
+DBT_SCHEMA = "analytics"  # where the models are built; the loaded `users` table stays in public
