@@ -66,13 +66,18 @@ def test_dags_are_tagged_owned_and_retried(dagbag, dag_file):
 
 @pytest.mark.parametrize("dag_file", DAG_FILES, ids=lambda path: path.name)
 def test_parse_is_fast_and_imports_nothing_heavy(dag_file):
+    # The fastest of 3 fresh parses: the first one also writes bytecode caches, and a busy machine
+    # only ever adds time, so the minimum is the honest figure.
+    runs = [parse_in_fresh_process(dag_file) for _ in range(3)]
+    heavy = sorted(name for name in runs[0]["modules"] if name.split(".")[0] in HEAVY_MODULES)
+    assert not heavy, f"{dag_file.name} imports {heavy} at parse time: import them inside the task"
+    fastest = min(run["seconds"] for run in runs)
+    assert fastest < PARSE_BUDGET_SECONDS, f"{dag_file.name} took {fastest:.2f} s to parse"
+
+
+def parse_in_fresh_process(dag_file) -> dict:
     result = subprocess.run(
         [sys.executable, "-c", MEASURE_PARSE, str(dag_file)], capture_output=True, text=True, check=False
     )
     assert result.returncode == 0, result.stderr
-    parsed = json.loads(result.stdout.strip().splitlines()[-1])
-    heavy = sorted(name for name in parsed["modules"] if name.split(".")[0] in HEAVY_MODULES)
-    assert not heavy, f"{dag_file.name} imports {heavy} at parse time: import them inside the task"
-    assert parsed["seconds"] < PARSE_BUDGET_SECONDS, (
-        f"{dag_file.name} took {parsed['seconds']:.2f} s to parse"
-    )
+    return json.loads(result.stdout.strip().splitlines()[-1])
