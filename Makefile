@@ -2,7 +2,10 @@
 #   make demo    run the pipeline end to end without Docker, print the loaded users, clean up
 #   make shell   a shell with a throwaway local Airflow + PostgreSQL + stand-in API (exit removes them)
 #   make test    lint + the whole test suite (real PostgreSQL, real Airflow, real HTTP)
+#   make bench   the pipeline vs naive baselines at 10k/100k/1M users -> docs/benchmarks.* (~15 min)
 #   make lock    re-resolve requirements/*.in into the pinned requirements/*.txt
+#   make env     write .env for docker compose with generated secrets (never overwrites it; every
+#                target above writes it too when it is missing). Then: docker compose up -d
 
 SHELL := /bin/bash
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
@@ -21,6 +24,12 @@ DBT_MANIFEST := dbt_project/target/manifest.json
 DBT_SOURCES := $(wildcard dbt_project/*.yml dbt_project/models/*/*.sql dbt_project/models/*/*.yml dbt_project/tests/*.sql)
 
 install: $(VENV)/.synced $(DBT_VENV)/.synced $(DBT_MANIFEST)
+
+# docker compose reads .env: secrets generated on this machine, written once and never overwritten.
+.PHONY: env
+install: | .env
+env .env:
+	$(PYTHON) -m scripts.make_env
 
 # The lock file is the single source of truth: re-sync whenever it changes.
 $(VENV)/.synced: requirements/dev.txt
@@ -46,6 +55,11 @@ demo: install
 
 shell: install
 	$(BIN)/python -m scripts.shell
+
+# Not part of `make test`: minutes long, and its numbers are for reading, not asserting.
+.PHONY: bench
+bench: install
+	$(BIN)/python -m bench.run
 
 test: lint
 	$(BIN)/python -m pytest

@@ -117,6 +117,10 @@ class AirflowCli:
     env: dict[str, str]
     metadata_uri: str
 
+    @property
+    def home(self) -> Path:
+        return Path(self.env["AIRFLOW_HOME"])
+
     def run(
         self, *args: str, env: dict[str, str] | None = None, timeout: int = 600
     ) -> subprocess.CompletedProcess:
@@ -139,6 +143,19 @@ class AirflowCli:
         if skip_dbt:
             args += ["--mark-success-pattern", r"transform_users\..*"]
         return self.run(*args, **kwargs)
+
+    def dags_test_many(self, dates: list[str], args: list[str], env: dict | None = None) -> dict[str, str]:
+        """Several `dags test` runs in one process (tests/dags_test_many.py): {date: final state}."""
+        result = subprocess.run(
+            [sys.executable, str(REPO_ROOT / "tests" / "dags_test_many.py"), *dates, *args],
+            env={**self.env, **(env or {})},
+            capture_output=True,
+            text=True,
+            timeout=900,
+            check=False,
+        )
+        assert result.returncode == 0, result.stderr[-4000:]
+        return json.loads(result.stdout.strip().splitlines()[-1])
 
     def task_states(self, logical_date: str) -> dict[str, str]:
         """Final state of every task in the latest run for `logical_date`, from the metadata DB."""

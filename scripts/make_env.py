@@ -1,0 +1,101 @@
+"""`make env`: write .env for `docker compose`, with secrets generated on this machine. Never overwrites.
+
+.env is .env.example with the empty secrets filled in (a Fernet key, a JWT secret, database and
+admin passwords) and AIRFLOW_UID set to the current user. Standard library only: it runs before any
+virtualenv exists.
+
+    python3 -m scripts.make_env [--output .env] [--template .env.example]
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import os
+import re
+import secrets
+import sys
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+# The official image's default user: used where the host user is root or has no numeric id.
+IMAGE_UID = 50000
+
+
+def fernet_key() -> str:
+    """What cryptography.fernet.Fernet.generate_key() returns: 32 random bytes, URL-safe base64."""
+    return base64.urlsafe_b64encode(secrets.token_bytes(32)).decode()
+
+
+def airflow_uid() -> str:
+    """The host user's id, so files the containers write to logs/ belong to them (as the docs say)."""
+    uid = os.getuid() if hasattr(os, "getuid") else 0
+    return str(uid) if uid != 0 else str(IMAGE_UID)
+
+
+# Every value make env generates. All other lines of .env.example are copied as they are.
+GENERATED: dict[str, Callable[[], str]] = {
+    "AIRFLOW_UID": airflow_uid,
+    "FERNET_KEY": fernet_key,
+    "AIRFLOW__API_AUTH__JWT_SECRET": lambda: secrets.token_urlsafe(48),  # 48 random bytes, 64 characters
+    "AIRFLOW_DB_PASSWORD": lambda: secrets.token_urlsafe(24),  # URL-safe: it goes into connection URIs
+    "WAREHOUSE_PASSWORD": lambda: secrets.token_urlsafe(24),
+    "_AIRFLOW_WWW_USER_PASSWORD": lambda: secrets.token_urlsafe(18),
+}
+
+ASSIGNMENT = re.compile(r"^(?P<key>[A-Za-z_][A-Za-z0-9_]*)=(?P<value>.*)$")
+
+
+def render(template: str, values: Mapping[str, str]) -> str:
+    """The template with the value of each key in `values` replaced; every key must be in the template."""
+    missing = set(values)
+    lines = []
+    for line in template.splitlines():
+        match = ASSIGNMENT.match(line)
+        if match and match["key"] in values:
+            line = f"{match['key']}={values[match['key']]}"
+            missing.discard(match["key"])
+        lines.append(line)
+    if missing:
+        raise ValueError(f"not in the template: {', '.join(sorted(missing))}")
+    return "\n".join(lines) + "\n"
+
+
+def generated_values() -> dict[str, str]:
+    return {key: generate() for key, generate in GENERATED.items()}
+
+
+def write_env(output: Path, template: Path, settings: Mapping[str, str] | None = None) -> bool:
+    """Write `output` from `template` with fresh secrets (plus `settings`); False if it already exists."""
+    text = render(template.read_text(), {**generated_values(), **(settings or {})})
+    try:
+        # Created only if absent (O_EXCL), readable by its owner only: it holds the stack's secrets.
+        descriptor = os.open(output, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return False
+    with os.fdopen(descriptor, "w") as file:
+        file.write(text)
+    return True
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python3 -m scripts.make_env", description=__doc__.splitlines()[0])
+    parser.add_argument("--output", type=Path, default=REPO_ROOT / ".env")
+    parser.add_argument("--template", type=Path, default=REPO_ROOT / ".env.example")
+    args = parser.parse_args(argv)
+    # The folders docker compose bind-mounts: created now, so they belong to you, not to root.
+    for folder in ("logs", "config", "plugins"):
+        (args.output.parent / folder).mkdir(exist_ok=True)
+    if not write_env(args.output, args.template):
+        print(
+            f"{args.output} exists: left unchanged. To start over with new secrets: "
+            "`docker compose down --volumes` (the databases keep the old passwords), then delete it."
+        )
+        return 0
+    print(f"wrote {args.output} with generated secrets (AIRFLOW_UID={airflow_uid()}); never commit it.")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

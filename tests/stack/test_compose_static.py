@@ -1,0 +1,389 @@
+"""docker-compose.yaml, Dockerfile and .env.example, checked as files (no Docker engine needed).
+
+The official 3.3.2 compose file (official-docker-compose-3.3.2.yaml, beside this file) is the
+reference: every service, healthcheck, dependency and setting of it must still be there, changed only
+where ALLOWED_CHANGES says why.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from cryptography.fernet import Fernet
+
+from include.user_processing.settings import USERS_ASSET
+from scripts import make_env
+from scripts.compose_stack import (
+    COMPOSE_FILE,
+    DOCKERFILE,
+    IMAGE_PROJECT_ROOT,
+    InterpolationError,
+    dependencies,
+    dockerfile_env,
+    load_compose,
+    parse_volume,
+    raw_compose,
+    read_env_file,
+    variables_referenced,
+)
+from scripts.local_env import REPO_ROOT
+
+OFFICIAL = raw_compose(Path(__file__).parent / "official-docker-compose-3.3.2.yaml")
+OURS = raw_compose(COMPOSE_FILE)
+ENV_EXAMPLE = REPO_ROOT / ".env.example"
+AIRFLOW_IMAGE = "${AIRFLOW_IMAGE_NAME:-user-processing-airflow:3.3.2}"
+# Official settings the template changes, and why. Anything else that differs fails the tests.
+ALLOWED_CHANGES = {
+    ("x-airflow-common", "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"): "metadata DB password from .env",
+    ("x-airflow-common", "AIRFLOW__CELERY__RESULT_BACKEND"): "metadata DB password from .env",
+    ("x-airflow-common", "AIRFLOW__CORE__FERNET_KEY"): "required instead of empty",
+    ("x-airflow-common", "AIRFLOW__CORE__LOAD_EXAMPLES"): "no example DAGs in a template",
+    ("x-airflow-common", "AIRFLOW__API_AUTH__JWT_SECRET"): "required instead of a public default",
+    ("postgres", "POSTGRES_PASSWORD"): "metadata DB password from .env",
+    ("airflow-init", "_AIRFLOW_WWW_USER_PASSWORD"): "admin password from .env",
+}
+SECRET_NAME = re.compile(r"PASSWORD|SECRET|FERNET|TOKEN|PRIVATE_KEY")
+REQUIRED_VARIABLE = re.compile(r"^\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*):\?[^}]*\}$")
+
+
+def airflow_services(compose: dict) -> list[str]:
+    """The services built on x-airflow-common: Airflow components (they have its executor setting)."""
+    return [
+        name
+        for name, service in compose["services"].items()
+        if "AIRFLOW__CORE__EXECUTOR" in (service.get("environment") or {})
+    ]
+
+
+@pytest.fixture(scope="module")
+def generated_env(tmp_path_factory) -> dict[str, str]:
+    """A .env as `make env` writes it."""
+    env_file = tmp_path_factory.mktemp("env") / ".env"
+    assert make_env.write_env(env_file, ENV_EXAMPLE)
+    return read_env_file(env_file)
+
+
+@pytest.fixture(scope="module")
+def rendered(generated_env) -> dict:
+    """docker-compose.yaml as `docker compose config` would render it with that .env."""
+    return load_compose({**generated_env, "AIRFLOW_PROJ_DIR": str(REPO_ROOT)})
+
+
+# --- The official stack, unchanged except where the template needs it ------------------------------
+
+
+def test_the_official_airflow_services_are_exactly_the_ones_that_use_the_shared_airflow_settings():
+    assert airflow_services(OFFICIAL) == [
+        "airflow-apiserver",
+        "airflow-scheduler",
+        "airflow-dag-processor",
+        "airflow-worker",
+        "airflow-triggerer",
+        "airflow-init",
+        "airflow-cli",
+        "flower",
+    ]
+    assert airflow_services(OURS) == airflow_services(OFFICIAL)
+
+
+@pytest.mark.parametrize("name", list(OFFICIAL["services"]))
+def test_every_official_service_keeps_its_command_healthcheck_and_dependencies(name):
+    official, ours = OFFICIAL["services"][name], OURS["services"].get(name)
+    assert ours is not None, f"service {name} is missing"
+    for key in ("command", "entrypoint", "healthcheck", "restart", "profiles", "ports", "expose", "user"):
+        if key == "command" and name == "airflow-init":
+            continue  # its script gains one step: test_airflow_init_keeps_the_official_script
+        assert ours.get(key) == official.get(key), f"{name}: {key} differs from the official file"
+    ours_dependencies = dependencies(ours)
+    for dependency, condition in dependencies(official).items():
+        assert ours_dependencies.get(dependency) == condition, f"{name} -> {dependency}"
+    if name not in airflow_services(OFFICIAL):
+        assert ours["image"] == official["image"]
+    for volume in official.get("volumes", []):
+        assert volume in ours.get("volumes", []), f"{name}: volume {volume} is missing"
+
+
+@pytest.mark.parametrize("name", ["x-airflow-common", *OFFICIAL["services"]])
+def test_every_official_setting_is_kept_or_its_change_is_allowed(name):
+    official = OFFICIAL[name] if name.startswith("x-") else OFFICIAL["services"][name]
+    ours = OURS[name] if name.startswith("x-") else OURS["services"][name]
+    common = OFFICIAL["x-airflow-common"]["environment"]
+    for key, value in (official.get("environment") or {}).items():
+        if name != "x-airflow-common" and common.get(key) == value:
+            continue  # inherited: checked once, on x-airflow-common
+        if (name, key) in ALLOWED_CHANGES:
+            assert key in ours["environment"], f"{name}: {key} is missing"
+        else:
+            assert ours["environment"].get(key) == value, f"{name}: {key} changed without a reason"
+
+
+def test_airflow_init_keeps_the_official_script():
+    official_lines = OFFICIAL["services"]["airflow-init"]["command"][1].splitlines()
+    ours = iter(OURS["services"]["airflow-init"]["command"][1].splitlines())
+    missing = [line for line in official_lines if not any(line == mine for mine in ours)]
+    assert not missing, f"lines of the official script missing or out of order: {missing}"
+
+
+def test_every_official_volume_and_the_template_volumes_are_declared():
+    assert set(OFFICIAL["volumes"]) | {"warehouse-db-volume", "staging"} == set(OURS["volumes"])
+
+
+def test_every_change_is_marked_with_a_template_comment():
+    text = COMPOSE_FILE.read_text()
+    marks = text.count("# template:")
+    # One per group of changes: image/build, 2 env groups..., the services and volumes added.
+    assert marks >= len(ALLOWED_CHANGES) + 5, f"only {marks} '# template:' comments"
+
+
+# --- Every Airflow service: the project image and the same settings -------------------------------
+
+
+@pytest.mark.parametrize("name", airflow_services(OURS))
+def test_every_airflow_service_uses_the_project_image_and_the_common_settings(name):
+    common, service = OURS["x-airflow-common"], OURS["services"][name]
+    assert service["image"] == AIRFLOW_IMAGE
+    assert service["build"] == "."
+    assert service["env_file"] == common["env_file"]
+    for key, value in common["environment"].items():
+        if name == "airflow-init" and key == "_PIP_ADDITIONAL_REQUIREMENTS":
+            continue  # the official init clears it
+        assert service["environment"].get(key) == value, f"{name}: {key}"
+    assert service["volumes"] == common["volumes"]
+
+
+def test_the_stand_in_api_runs_from_the_project_image_only_in_its_profile():
+    on_project_image = {name for name, s in OURS["services"].items() if s.get("image") == AIRFLOW_IMAGE}
+    assert on_project_image == {*airflow_services(OURS), "user-api"}
+    service = OURS["services"]["user-api"]
+    assert service["image"] == AIRFLOW_IMAGE
+    assert service["profiles"] == ["standin"]
+    assert service["entrypoint"] == ["python", "-m", "include.standin_user_api"]
+    assert service["command"] == ["--host", "0.0.0.0", "--port", "8000"]  # noqa: S104 - inside its container
+    assert service["expose"] == [8000]
+    assert service["healthcheck"]["test"][:2] == ["CMD", "curl"]
+
+
+def test_the_execution_api_url_and_the_jwt_secret_are_shared_by_every_airflow_service(
+    rendered, generated_env
+):
+    apiserver = rendered["services"]["airflow-apiserver"]
+    assert apiserver["command"] == "api-server"
+    container_port = int(apiserver["ports"][0].rsplit(":", 1)[-1])
+    for name in airflow_services(rendered):
+        env = rendered["services"][name]["environment"]
+        assert env["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"] == (
+            f"http://airflow-apiserver:{container_port}/execution/"
+        )
+        assert env["AIRFLOW__API_AUTH__JWT_SECRET"] == generated_env["AIRFLOW__API_AUTH__JWT_SECRET"]
+    assert len(generated_env["AIRFLOW__API_AUTH__JWT_SECRET"].encode()) >= 32
+
+
+def test_the_connections_staging_and_settings_of_the_template(rendered, generated_env):
+    env = rendered["services"]["airflow-worker"]["environment"]
+    assert env["AIRFLOW_CONN_POSTGRES"] == (
+        f"postgresql://warehouse:{generated_env['WAREHOUSE_PASSWORD']}@warehouse:5432/warehouse"
+    )
+    # The Asset the DAG updates names this same database.
+    assert USERS_ASSET.uri.startswith("postgres://warehouse:5432/warehouse/")
+    assert env["AIRFLOW_CONN_USER_API"] == "http://randomuser.me/https"  # the real API by default
+    assert env["AIRFLOW_VAR_USER_PROCESSING_STAGING_URL"] == f"file://{IMAGE_PROJECT_ROOT}/staging"
+    assert env["AIRFLOW__CORE__LOAD_EXAMPLES"] == "false"
+    assert env["AIRFLOW__COSMOS__ENABLE_TELEMETRY"] == "False"
+    mounts = {
+        parse_volume(spec)[1]: parse_volume(spec)[0] for spec in rendered["x-airflow-common"]["volumes"]
+    }
+    for folder in ("dags", "include", "dbt_project"):
+        assert mounts[f"{IMAGE_PROJECT_ROOT}/{folder}"] == f"{REPO_ROOT}/{folder}"
+    assert mounts[f"{IMAGE_PROJECT_ROOT}/staging"] == "staging"  # a named volume: one for every worker
+
+
+def test_the_warehouse_is_its_own_database_published_on_localhost_only(rendered, generated_env):
+    warehouse = rendered["services"]["warehouse"]
+    assert warehouse["image"] == OFFICIAL["services"]["postgres"]["image"]
+    assert warehouse["environment"] == {
+        "POSTGRES_USER": "warehouse",
+        "POSTGRES_PASSWORD": generated_env["WAREHOUSE_PASSWORD"],
+        "POSTGRES_DB": "warehouse",
+    }
+    assert warehouse["ports"] == ["127.0.0.1:5433:5432"]
+    assert warehouse["healthcheck"]["test"][:2] == ["CMD", "pg_isready"]
+    assert "ports" not in rendered["services"]["postgres"]  # Airflow's own database stays private
+    assert dependencies(rendered["services"]["airflow-worker"])["warehouse"] == "service_healthy"
+
+
+# --- Secrets --------------------------------------------------------------------------------------
+
+
+def _strings(node, key=""):
+    if isinstance(node, dict):
+        for child_key, value in node.items():
+            yield from _strings(value, str(child_key))
+    elif isinstance(node, list):
+        for item in node:
+            yield from _strings(item, key)
+    elif isinstance(node, str):
+        yield key, node
+
+
+def test_no_secret_literal_appears_in_the_compose_file():
+    for key, value in _strings(OURS):
+        if SECRET_NAME.search(key):
+            assert REQUIRED_VARIABLE.match(value), f"{key}: {value!r} is not a required ${{VAR:?...}}"
+        for password in re.findall(r"://[^:/@\s]*:([^@\s]*)@", value):
+            assert REQUIRED_VARIABLE.match(password) or password == "", f"password literal in {value!r}"
+
+
+def test_every_secret_variable_is_required_and_has_no_default():
+    text = COMPOSE_FILE.read_text()
+    secrets_read = {name for name in variables_referenced(text) if SECRET_NAME.search(name)}
+    assert secrets_read == {
+        "FERNET_KEY",
+        "AIRFLOW__API_AUTH__JWT_SECRET",
+        "AIRFLOW_DB_PASSWORD",
+        "WAREHOUSE_PASSWORD",
+        "_AIRFLOW_WWW_USER_PASSWORD",
+    }
+    for name in secrets_read:
+        for use in re.findall(rf"\$\{{{name}([^}}]*)\}}", text):
+            assert use.startswith(":?"), f"${{{name}{use}}} is not required"
+
+
+def test_without_make_env_compose_stops_and_says_what_to_run():
+    with pytest.raises(InterpolationError, match="run make env"):
+        load_compose(read_env_file(ENV_EXAMPLE))
+
+
+# --- .env.example and make env ---------------------------------------------------------------------
+
+
+def test_env_example_documents_every_variable_the_compose_file_reads():
+    lines = ENV_EXAMPLE.read_text().splitlines()
+    documented = {}
+    for index, line in enumerate(lines):
+        if match := re.match(r"^#? ?([A-Za-z_][A-Za-z0-9_]*)=", line):
+            documented[match[1]] = index
+            above = index - 1
+            while re.match(r"^[A-Za-z_][A-Za-z0-9_]*=", lines[above]):  # a group shares one comment
+                above -= 1
+            assert lines[above].startswith("#"), f"{match[1]} has no comment above it"
+    missing = variables_referenced(COMPOSE_FILE.read_text()) - documented.keys()
+    assert not missing, f"not in .env.example: {missing}"
+    for name in set(make_env.GENERATED) - {"AIRFLOW_UID"}:
+        assert read_env_file(ENV_EXAMPLE)[name] == "", f"{name} has a shared value in .env.example"
+
+
+def test_make_env_generates_every_secret_and_never_overwrites(tmp_path):
+    env_file = tmp_path / ".env"
+    result = subprocess.run(
+        [sys.executable, "-m", "scripts.make_env", "--output", str(env_file)],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert "wrote" in result.stdout
+    env = read_env_file(env_file)
+    Fernet(env["FERNET_KEY"].encode())  # a valid key, or this raises
+    assert len(env["AIRFLOW__API_AUTH__JWT_SECRET"].encode()) >= 32
+    passwords = [
+        env[name] for name in ("AIRFLOW_DB_PASSWORD", "WAREHOUSE_PASSWORD", "_AIRFLOW_WWW_USER_PASSWORD")
+    ]
+    assert all(len(p) >= 16 for p in passwords)
+    assert len(set(passwords)) == 3
+    assert env["AIRFLOW_UID"] == str(os.getuid() or make_env.IMAGE_UID)
+    assert stat.S_IMODE(env_file.stat().st_mode) == 0o600
+    assert {"logs", "config", "plugins"} <= {p.name for p in tmp_path.iterdir()}
+
+    before = env_file.read_text()
+    again = subprocess.run(
+        [sys.executable, "-m", "scripts.make_env", "--output", str(env_file)],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert "left unchanged" in again.stdout
+    assert env_file.read_text() == before
+    # Two machines never share a secret.
+    other = tmp_path / "other.env"
+    make_env.write_env(other, ENV_EXAMPLE)
+    assert read_env_file(other)["FERNET_KEY"] != env["FERNET_KEY"]
+
+
+def test_make_env_is_wired_into_the_makefile_and_env_is_git_ignored():
+    makefile = (REPO_ROOT / "Makefile").read_text()
+    assert re.search(r"^env \.env:\n\t.*-m scripts\.make_env$", makefile, re.M)
+    assert re.search(r"^install: \| \.env$", makefile, re.M)  # the first target a user runs writes it too
+    ignored = subprocess.run(["git", "check-ignore", "-q", ".env"], cwd=REPO_ROOT, check=False)
+    assert ignored.returncode == 0, ".env is not git-ignored"
+
+
+# --- Dockerfile: the same pinned packages as the local setup ------------------------------------------
+
+
+def _pins(path: Path) -> dict[str, str]:
+    return dict(re.findall(r"^([A-Za-z0-9_.-]+)==([^\s;]+)", path.read_text(), re.M))
+
+
+def test_the_image_is_the_official_one_for_the_locked_airflow_and_python():
+    lock = (REPO_ROOT / "requirements" / "airflow.txt").read_text()
+    python = re.search(r"--python-version (\d+\.\d+)", lock)[1]
+    airflow = _pins(REPO_ROOT / "requirements" / "airflow.txt")["apache-airflow"]
+    assert re.search(
+        rf"^FROM apache/airflow:{re.escape(airflow)}-python{re.escape(python)}$", DOCKERFILE.read_text(), re.M
+    )
+    assert OFFICIAL["x-airflow-common"]["image"].endswith(f":{airflow}}}")
+
+
+def test_the_image_installs_the_lock_files_the_local_setup_syncs():
+    dockerfile = re.sub(r"\\\n", " ", DOCKERFILE.read_text())
+    copy = re.search(r"^COPY (?:--\S+ )*(?P<sources>.+) (?P<target>/\S+/)$", dockerfile, re.M)
+    assert copy["sources"].split() == ["requirements/airflow.txt", "requirements/dbt.txt"]
+    runs = re.findall(r"^RUN (.+)$", dockerfile, re.M)
+    installs = [run for run in runs if "pip install" in run or "pip sync" in run]
+    assert any(f"-r {copy['target']}airflow.txt" in run for run in installs)
+    assert any(
+        f"{IMAGE_PROJECT_ROOT}/.venv-dbt" in run and f"{copy['target']}dbt.txt" in run for run in installs
+    )
+    assert all("--compile-bytecode" in run for run in installs)
+    # Locally: .venv is synced from dev.txt, which pins every runtime package exactly as airflow.txt does;
+    # .venv-dbt from dbt.txt, as in the image.
+    runtime, dev = (
+        _pins(REPO_ROOT / "requirements" / "airflow.txt"),
+        _pins(REPO_ROOT / "requirements" / "dev.txt"),
+    )
+    assert {name: dev.get(name) for name in runtime} == runtime
+    makefile = (REPO_ROOT / "Makefile").read_text()
+    assert "requirements/dev.txt" in makefile
+    assert "requirements/dbt.txt" in makefile
+    assert dockerfile_env()["PYTHONPATH"] == IMAGE_PROJECT_ROOT  # DAGs import include/ from the root
+
+
+def test_the_build_context_holds_the_lock_files_and_no_secrets():
+    patterns = [
+        line
+        for line in (REPO_ROOT / ".dockerignore").read_text().splitlines()
+        if line and not line.startswith("#")
+    ]
+    assert patterns[0] == "*"  # everything out, then only what the image needs back in
+    assert patterns[1:] == ["!requirements/airflow.txt", "!requirements/dbt.txt"]
+
+
+def test_the_stacks_celery_executor_loads_with_the_pinned_packages():
+    """The stack runs the CeleryExecutor: it must import with the locked celery and celery provider."""
+    result = subprocess.run(
+        [sys.executable, "-c", "import airflow.providers.celery.executors.celery_executor"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, (
+        "the CeleryExecutor does not import with the pinned packages (requirements/airflow.txt):\n"
+        + result.stderr[-1500:]
+    )
