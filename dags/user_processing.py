@@ -20,8 +20,6 @@ The logic lives in include/user_processing/; this file only wires the tasks toge
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 import pendulum
 from airflow.providers.common.sql.operators.sql import SQLExecuteQueryOperator
 from airflow.providers.http.sensors.http import HttpSensor
@@ -29,11 +27,16 @@ from airflow.sdk import ExceptionRetryPolicy, Param, RetryAction, RetryRule, cha
 from cosmos import DbtTaskGroup
 
 from include.user_processing import dbt_transforms
+from include.user_processing.alerts import FailureAlert
 from include.user_processing.errors import FAIL_FAST_ERRORS
 from include.user_processing.settings import (
     DEFAULT_USERS_PER_RUN,
     POSTGRES_CONN_ID,
+    RETRY_DELAY,
+    SENSOR_POKE_INTERVAL,
+    SENSOR_TIMEOUT,
     SQL_DIR,
+    TASK_TIMEOUT,
     USER_API_CONN_ID,
     USER_API_ENDPOINT,
     USERS_ASSET,
@@ -61,8 +64,10 @@ from include.user_processing.user_api import api_is_serving_users
     default_args={
         "owner": "data-engineering",
         "retries": 2,
-        "retry_delay": timedelta(minutes=1),
+        "retry_delay": RETRY_DELAY,
         "retry_exponential_backoff": True,
+        "execution_timeout": TASK_TIMEOUT,
+        "on_failure_callback": FailureAlert(),  # once per task, after its last attempt
         # Bad input stays bad: fail at once instead of retrying (see include/user_processing/errors.py).
         "retry_policy": ExceptionRetryPolicy(
             rules=[RetryRule(exception=list(FAIL_FAST_ERRORS), action=RetryAction.FAIL)]
@@ -84,8 +89,8 @@ def user_processing():
         response_check=api_is_serving_users,
         extra_options={"check_response": False, "timeout": 30},  # the check reads the status itself
         mode="reschedule",  # frees the worker slot between pokes
-        poke_interval=30,
-        timeout=timedelta(minutes=10).total_seconds(),
+        poke_interval=SENSOR_POKE_INTERVAL,
+        timeout=SENSOR_TIMEOUT,
     )
 
     @task

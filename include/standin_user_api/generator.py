@@ -92,7 +92,9 @@ def generate_page(
     ignored; `inc` (default: all fields) minus `exc` picks the fields. `nat`, `inc` and `exc`
     take a list of names or one comma-separated string. `gender` ("male"/"female")
     forces the gender (the server passes it only when no seed was given, as the real API does).
-    `edge_cases` puts CSV-hostile values into the first users (see `data.EDGE_CASE_ROWS`).
+    `edge_cases` puts CSV-hostile values into the first users (see `data.EDGE_CASE_ROWS`) and gives
+    every user a distinctive password full of special characters, like the real API's `password=`
+    option: tests can then search logs and files for each one without false alarms.
     """
     results = results if 1 <= results <= MAX_RESULTS else 1
     page = page if 1 <= page <= MAX_PAGE else 1
@@ -104,8 +106,10 @@ def generate_page(
         # A fresh generator per user, seeded from (page key, index): user i never depends on how
         # many users come before or after it. Seeding costs ~4 us, cheap next to the rest.
         user = _make_user(_QuickRandom((page_key << 16) | index), nats or NAT_CODES, gender)
-        if edge_cases and index < len(EDGE_CASE_ROWS):
-            _apply_edge_case(user, EDGE_CASE_ROWS[index])
+        if edge_cases:
+            _give_special_password(user)
+            if index < len(EDGE_CASE_ROWS):
+                _apply_edge_case(user, EDGE_CASE_ROWS[index])
         if len(fields) < len(FIELDS):
             user = {key: value for key, value in user.items() if key in fields}
         users.append(user)
@@ -168,10 +172,9 @@ def _make_user(rng: random.Random, nats: Sequence[str], forced_gender: str | Non
     offset, description = rng.choice(TIMEZONES)
     password = rng.choice(PASSWORDS)
     salt = "".join(rng.choices(_SALT_CHARACTERS, k=8))
-    salted = (password + salt).encode()
     username = f"{rng.choice(USERNAME_ADJECTIVES)}{rng.choice(USERNAME_ANIMALS)}{rng.randint(100, 999)}"
     picture = f"{'men' if male else 'women'}/{rng.randint(0, 99 if male else 96)}.jpg"
-    return {
+    user = {
         "gender": gender,
         "name": {"title": title, "first": first, "last": last},
         "location": {
@@ -192,10 +195,6 @@ def _make_user(rng: random.Random, nats: Sequence[str], forced_gender: str | Non
             "username": username,
             "password": password,
             "salt": salt,
-            # Fast hashes of password+salt, as the real API sends: trivial to crack, never store them.
-            "md5": hashlib.md5(salted, usedforsecurity=False).hexdigest(),
-            "sha1": hashlib.sha1(salted, usedforsecurity=False).hexdigest(),
-            "sha256": hashlib.sha256(salted).hexdigest(),
         },
         "dob": {"date": _iso(born), "age": _age(born)},
         "registered": {"date": _iso(registered), "age": _age(registered)},
@@ -212,6 +211,16 @@ def _make_user(rng: random.Random, nats: Sequence[str], forced_gender: str | Non
         },
         "nat": code,
     }
+    _set_hashes(user["login"])
+    return user
+
+
+def _set_hashes(login: dict) -> None:
+    """Fast hashes of password+salt, as the real API sends: trivial to crack, never store them."""
+    salted = (login["password"] + login["salt"]).encode()
+    login["md5"] = hashlib.md5(salted, usedforsecurity=False).hexdigest()
+    login["sha1"] = hashlib.sha1(salted, usedforsecurity=False).hexdigest()
+    login["sha256"] = hashlib.sha256(salted).hexdigest()
 
 
 def _postcode(rng: random.Random, spec: range | tuple[str, ...]) -> int | str:
@@ -227,6 +236,12 @@ def _iso(moment: datetime) -> str:
 def _age(moment: datetime) -> int:
     birthday_not_reached = (moment.month, moment.day, moment.time()) > _AGE_REFERENCE_DAY
     return AGE_REFERENCE_DATE.year - moment.year - birthday_not_reached
+
+
+def _give_special_password(user: dict) -> None:
+    login = user["login"]
+    login["password"] = f"Sp3c!al,\"pw'\\ {login['salt']}"  # the salt makes it unique
+    _set_hashes(login)
 
 
 def _apply_edge_case(user: dict, row: tuple[str, str, str, str, str]) -> None:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+from datetime import timedelta
 from pathlib import Path
 
 from airflow.sdk import Asset
+from airflow.sdk.configuration import conf
 
 # Airflow connection ids (contract: override them with AIRFLOW_CONN_POSTGRES / AIRFLOW_CONN_USER_API).
 POSTGRES_CONN_ID = "postgres"
@@ -33,3 +35,15 @@ DBT_PROJECT_DIR = PROJECT_ROOT / "dbt_project"
 DBT_MANIFEST = DBT_PROJECT_DIR / "target" / "manifest.json"  # built by `make install` / airflow-init
 DBT_EXECUTABLE = Path(os.environ.get("DBT_EXECUTABLE_PATH", PROJECT_ROOT / ".venv-dbt" / "bin" / "dbt"))
 DBT_SCHEMA = "analytics"  # where the models are built; the loaded `users` table stays in public
+
+
+def _seconds(name: str, default: float) -> timedelta:
+    return timedelta(seconds=conf.getfloat("user_processing", name, fallback=default))
+
+
+# Operational limits. Each can be overridden like any Airflow option, from the environment
+# (AIRFLOW__USER_PROCESSING__SENSOR_TIMEOUT=900) or an [user_processing] section in airflow.cfg.
+SENSOR_POKE_INTERVAL = _seconds("sensor_poke_interval", 30)
+SENSOR_TIMEOUT = _seconds("sensor_timeout", 10 * 60)  # then the run fails: the API is down
+TASK_TIMEOUT = _seconds("task_timeout", 60 * 60)  # execution_timeout of extract/process/store
+RETRY_DELAY = _seconds("retry_delay", 60)  # first task retry; doubles each time

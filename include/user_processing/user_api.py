@@ -73,6 +73,18 @@ class RequestRetries:
     first_wait_seconds: float = 2.0
     max_wait_seconds: float = 60.0
 
+    @classmethod
+    def from_airflow_config(cls) -> RequestRetries:
+        """Defaults, unless [user_processing] request_max_attempts / request_first_wait override them."""
+        from airflow.sdk.configuration import conf
+
+        return cls(
+            max_attempts=conf.getint("user_processing", "request_max_attempts", fallback=cls.max_attempts),
+            first_wait_seconds=conf.getfloat(
+                "user_processing", "request_first_wait", fallback=cls.first_wait_seconds
+            ),
+        )
+
     def wait_seconds(self, attempt: int, error: BaseException | None) -> float:
         """Exponential backoff; a Retry-After header, when the API sends one, wins."""
         retry_after = getattr(error, "retry_after", None)
@@ -90,8 +102,12 @@ def page_sizes(total_users: int) -> list[int]:
 
 
 def request_timeout(hook: HttpHook) -> Any:
-    """The connection's "timeout" extra if it sets one, else ours: requests' default is to wait forever."""
-    return hook.get_connection(hook.http_conn_id).extra_dejson.get("timeout", DEFAULT_TIMEOUT_SECONDS)
+    """The connection's "timeout" extra if it sets one, else ours: requests' default is to wait forever.
+
+    Seconds, or [connect, read] (JSON has no tuples; requests wants one).
+    """
+    timeout = hook.get_connection(hook.http_conn_id).extra_dejson.get("timeout", DEFAULT_TIMEOUT_SECONDS)
+    return tuple(timeout) if isinstance(timeout, list) else timeout
 
 
 def api_is_serving_users(response: requests.Response) -> bool:
@@ -115,10 +131,12 @@ def fetch_users_page(
     page: int,
     results: int,
     timeout: Any = DEFAULT_TIMEOUT_SECONDS,
-    retries: RequestRetries = RequestRetries(),
+    retries: RequestRetries | None = None,
 ) -> list[dict]:
     """Fetch one page of users, retrying transient failures; users come back validated, secrets removed."""
     import tenacity
+
+    retries = retries or RequestRetries.from_airflow_config()
 
     def log_retry(state: tenacity.RetryCallState) -> None:
         log.warning(

@@ -326,9 +326,19 @@ def test_edge_case_mode_puts_hostile_values_into_the_first_users():
     assert "" in values
     assert any(value != value.strip() and value.strip() for value in values)
     assert any(ord(char) > 0xFFFF for char in joined)  # 4-byte UTF-8
-    assert edgy[8:] == plain[8:]
+    assert [user["name"] for user in edgy[8:]] == [user["name"] for user in plain[8:]]
     assert [user["login"]["uuid"] for user in edgy] == [user["login"]["uuid"] for user in plain]
     assert len(EDGE_CASE_ROWS) == 8
+
+
+def test_edge_case_mode_gives_every_user_a_unique_special_password_with_matching_hashes():
+    logins = [user["login"] for user in generate_page("edges", 1, 50, edge_cases=True)["results"]]
+    passwords = [login["password"] for login in logins]
+    assert len(set(passwords)) == len(passwords)
+    assert all(all(char in password for char in ",\"\\' ") for password in passwords)
+    for login in logins:
+        salted = (login["password"] + login["salt"]).encode()
+        assert login["sha256"] == hashlib.sha256(salted).hexdigest()
 
 
 def test_edge_cases_can_be_switched_on_and_off_over_http(base_url):

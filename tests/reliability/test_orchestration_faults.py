@@ -1,0 +1,46 @@
+"""Orchestration faults: sensor timeout, task timeout, the failure alert, and dbt's gate on stale data."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.conftest import users_in
+from tests.integration.expected import user_rows
+from tests.reliability.conftest import BASELINE_DATE, USERS
+from tests.reliability.invariants import assert_visible_failure
+
+pytestmark = pytest.mark.e2e
+
+ROW = "user_id::text, firstname, lastname, email, username, country"
+
+
+def test_an_api_that_stays_down_times_the_sensor_out(run, user_api, unchanged):
+    user_api.add_fault("status", status=503, times=-1)
+    result = run(
+        "2024-12-01",
+        env={
+            "AIRFLOW__USER_PROCESSING__SENSOR_TIMEOUT": "3",
+            "AIRFLOW__USER_PROCESSING__SENSOR_POKE_INTERVAL": "1",
+        },
+    )
+    assert_visible_failure(result, "is_api_available", "AirflowSensorTimeout")
+    assert all(request["status"] == 503 for request in user_api.requests())  # nothing got past it
+    unchanged()
+
+
+def test_a_hung_request_hits_execution_timeout_and_the_retry_loads_once(run, user_api, warehouse, baseline):
+    # The first page request hangs longer than the task may run; the task's retry then succeeds.
+    user_api.add_fault("timeout", seconds=20, after=1, times=1)
+    result = run("2024-12-02", env={"AIRFLOW__USER_PROCESSING__TASK_TIMEOUT": "5"})
+    assert result.returncode == 0, result.stdout[-4000:]
+    assert "AirflowTaskTimeout" in result.stdout + result.stderr
+    assert users_in(warehouse, ROW) == sorted(
+        user_rows(BASELINE_DATE, USERS) + user_rows("2024-12-02", USERS)
+    )
+
+
+def test_stale_users_fail_the_freshness_check_that_gates_the_models(airflow, warehouse, baseline):
+    warehouse.execute("UPDATE users SET loaded_at = now() - interval '3 days'")  # no load for 3 days
+    state, result = airflow.task_state("transform_users.warehouse_users_source", "2024-12-04")
+    assert state in ("failed", "up_for_retry")  # `tasks test` stops after one attempt
+    assert "ERROR STALE freshness of warehouse.users" in result.stdout
