@@ -6,10 +6,20 @@ import copy
 import csv
 import io
 import json
+import random
+import uuid
 
 import pytest
 
-from include.user_processing.transform import CSV_COLUMNS, users_to_frame, write_users_csv
+from include.standin_user_api import generate_page
+from include.user_processing.transform import (
+    CSV_COLUMNS,
+    CsvUser,
+    SeenUserIds,
+    decode_users,
+    users_to_frame,
+    write_users_csv,
+)
 from tests.conftest import FIXTURES
 
 HEADER = (
@@ -159,3 +169,47 @@ def test_columns_match_the_users_table():
 def test_no_login_secret_reaches_the_csv(secret):
     user = sample("v1.4_single_BR_codeacademyuz.json")[0]
     assert user["login"][secret] not in to_csv([user])
+
+
+# process_user reads page files with decode_users (CsvUser records, the fast path); the tests above
+# build the CSV from API dicts. The two must give the same bytes for every shape the API sends.
+@pytest.mark.parametrize(
+    "page",
+    [
+        sample("v1.4_single_BR_codeacademyuz.json"),
+        sample("v1.3_seed-abc_page1_50users_drawers.json"),  # int postcodes, null ids, no `registered`
+        generate_page("parity", 1, 300, edge_cases=True)["results"],  # every CSV-hostile value
+        [make_user("00000000-0000-4000-8000-000000000001", gender=None, nat=None, location__city=None)],
+    ],
+    ids=["v1.4", "v1.3-50-users", "edge-cases", "nulls"],
+)
+def test_page_files_decoded_as_records_give_the_same_csv_as_dicts(page):
+    records = decode_users(json.dumps(page, ensure_ascii=False).encode())
+    assert all(isinstance(record, CsvUser) for record in records)
+    assert to_csv(records) == to_csv(page)
+
+
+def test_a_page_of_another_shape_is_decoded_as_plain_dicts():
+    # e.g. a hand-edited page file without `login`: the transform then fails as it would without
+    # the fast path, naming the missing key.
+    page = [{"name": {"first": "Ada", "last": "Lovelace"}, "email": "ada@example.com"}]
+    assert decode_users(json.dumps(page).encode()) == page
+    with pytest.raises(KeyError, match="login"):
+        to_csv(decode_users(json.dumps(page).encode()))
+
+
+def test_seen_user_ids_agrees_with_a_plain_set_across_merges():
+    rng = random.Random(7)  # noqa: S311 -- reproducible test ids, not secrets
+    uuids = [str(uuid.UUID(int=rng.getrandbits(128))) for _ in range(2000)]
+    # Mostly API-like lower-case UUIDs; also ids the numpy keys cannot hold, which take the slow path.
+    other_ids = ["not-a-uuid", uuids[0].upper(), uuids[1].replace("-", ""), f" {uuids[2]}", "ü" * 36]
+    pool = uuids + other_ids
+    seen = SeenUserIds()
+    seen.MERGE_EVERY = 100  # merge into the sorted array many times in this small test
+    reference: set[str] = set()
+    for _ in range(60):
+        batch = list(dict.fromkeys(rng.choices(pool, k=rng.randrange(1, 120))))  # unique in a call
+        expected = [user_id not in reference for user_id in batch]
+        reference.update(batch)
+        assert seen.add_and_flag_new(batch).tolist() == expected
+    assert len(seen._keys) > 0  # the merges really happened

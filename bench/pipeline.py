@@ -1,0 +1,252 @@
+"""The pipeline's own steps at each N, side by side with their baselines (issue #6, items 1 to 4).
+
+- process: project vs the naive json_normalize + to_csv, on the same cached pages.
+- store: project vs `psql \\copy` of the same CSV into an empty plain table (no primary key), on a
+  PostgreSQL with fsync on, so commits cost what they cost in production. Also: into a `users`
+  already holding N rows with 10% of the batch changed.
+- extract: the stand-in API over HTTP on 127.0.0.1, pages of 5000, with 2 requests in flight (the
+  default); at the middle N also 1 and 3, on localhost and with 1 s of response time a page.
+
+Repeats alternate project and baseline, so a burst of load from elsewhere hits both.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import psycopg
+
+from bench import inputs
+from bench.measure import run_step, same_rows, step_env, summarise
+from include.user_processing.extract import PAGES_IN_FLIGHT
+from include.user_processing.transform import CSV_COLUMNS, OPTIONAL_COLUMNS
+from scripts.local_env import REPO_ROOT, ThrowawayPostgres
+
+USERS_DDL = (REPO_ROOT / "include" / "sql" / "create_users_table.sql").read_text()
+COPY_OPTIONS = f"FORMAT csv, HEADER true, FORCE_NULL ({', '.join(OPTIONAL_COLUMNS)})"  # as load.py
+CHECK_ROWS_UP_TO = 100_000  # compare the project's and the baseline's rows one by one up to this N
+
+
+LARGE = 1_000_000  # from this N on, steps take long enough that 3 runs do (1 for the naive baseline)
+
+
+def repeats_for(users: int, repeats: int) -> int:
+    return repeats if users < LARGE else min(repeats, 3)
+
+
+# --- 1. process --------------------------------------------------------------------------------
+
+
+def bench_process(sizes: list[int], repeats: int, progress: Callable[[str], None]) -> list[dict]:
+    results = []
+    for users in sizes:
+        run = inputs.run_folder(users)
+        project, baseline = [], []
+        for attempt in range(repeats_for(users, repeats)):
+            progress(f"process N={users:,}: project, run {attempt + 1}")
+            project.append(run_step("process", run_dir=str(run)))
+            if users >= LARGE and attempt > 0:
+                continue  # one naive run at 1M: it needs a minute and gigabytes
+            progress(f"process N={users:,}: json_normalize baseline, run {attempt + 1}")
+            baseline.append(
+                run_step("process_baseline", run_dir=str(run), out_csv=str(run / "users-baseline.csv"))
+            )
+        row = {"users": users, "project": summarise(project), "baseline": summarise(baseline)}
+        row["ratio"] = row["project"]["rows_per_second"] / row["baseline"]["rows_per_second"]
+        if users <= CHECK_ROWS_UP_TO:
+            row["same_rows_as_baseline"] = same_rows(run / "users.csv", run / "users-baseline.csv")
+        (run / "users-baseline.csv").unlink(missing_ok=True)
+        results.append(row)
+    return results
+
+
+# --- 2. store ----------------------------------------------------------------------------------
+
+
+class Warehouse:
+    """A throwaway PostgreSQL with fsync on, and the table resets the store benchmark needs."""
+
+    def __init__(self, postgres: ThrowawayPostgres) -> None:
+        self.postgres = postgres
+        self.uri = postgres.create_database("warehouse", "warehouse", "bench-warehouse-password")
+
+    def sql(self, *statements: str, superuser: bool = False) -> None:
+        uri = self.postgres.superuser_uri("warehouse") if superuser else self.uri
+        with psycopg.connect(uri, autocommit=True) as conn:
+            for statement in statements:
+                conn.execute(statement)
+
+    def settle(self) -> None:
+        """Start every timed load from the same state: nothing left to flush from the last one."""
+        self.sql("CHECKPOINT", superuser=True)
+
+    def empty_users(self) -> None:
+        self.sql("DROP TABLE IF EXISTS users", USERS_DDL)
+
+    def psql_copy(self, csv_path: Path, table: str) -> dict:
+        """`psql \\copy` into an empty `table` shaped like users; wall time of the psql process."""
+        columns = ", ".join(CSV_COLUMNS)
+        started = time.perf_counter()
+        out = self.postgres.psql(
+            self.uri, "-v", "ON_ERROR_STOP=1", "-c",
+            f"\\copy {table} ({columns}) FROM '{csv_path}' WITH ({COPY_OPTIONS})",
+        )  # fmt: skip
+        seconds = time.perf_counter() - started
+        return {"rows": int(out.stdout.split()[-1]), "seconds": seconds}
+
+
+def bench_store(sizes: list[int], repeats: int, progress: Callable[[str], None]) -> dict:
+    with ThrowawayPostgres(fsync=True) as postgres:
+        warehouse = Warehouse(postgres)
+        with psycopg.connect(warehouse.uri) as conn:
+            server_version = conn.info.server_version
+        rows = []
+        for users in sizes:
+            csv_path = inputs.run_folder(users) / "users.csv"  # written by the process benchmark
+            project, plain_copy, keyed_copy = [], [], []
+            for attempt in range(repeats_for(users, repeats)):
+                progress(f"store N={users:,}: project into an empty users, run {attempt + 1}")
+                warehouse.empty_users()
+                warehouse.settle()
+                project.append(run_step("store", dsn=warehouse.uri, csv_path=str(csv_path)))
+                progress(f"store N={users:,}: psql \\copy into an empty plain table, run {attempt + 1}")
+                warehouse.sql(
+                    "DROP TABLE IF EXISTS users_plain",
+                    "CREATE TABLE users_plain (LIKE users INCLUDING DEFAULTS)",
+                )
+                warehouse.settle()
+                plain_copy.append(warehouse.psql_copy(csv_path, "users_plain"))
+                progress(
+                    f"store N={users:,}: psql \\copy into an empty users (primary key), run {attempt + 1}"
+                )
+                warehouse.empty_users()
+                warehouse.settle()
+                keyed_copy.append(warehouse.psql_copy(csv_path, "users"))
+            row = {
+                "users": users,
+                "project": summarise(project),
+                "baseline": summarise(plain_copy),
+                "copy_into_users_with_primary_key": summarise(keyed_copy),
+            }
+            row["ratio"] = row["project"]["rows_per_second"] / row["baseline"]["rows_per_second"]
+            rows.append(row)
+        changed = bench_store_changed(warehouse, max(sizes), repeats, progress)
+        changed["ratio"] = changed["project"]["rows_per_second"] / rows[-1]["baseline"]["rows_per_second"]
+    return {"empty": rows, "changed": changed, "server_version": server_version}
+
+
+def bench_store_changed(warehouse: Warehouse, users: int, repeats: int, progress) -> dict:
+    """The batch again into a users already holding it, with 10% of the rows changed."""
+    original = inputs.run_folder(users) / "users.csv"
+    changed_csv = inputs.BENCH_DIR / f"users-{users}-10pct-changed.csv"
+    changed_rows = inputs.changed_copy(original, changed_csv)
+    runs = []
+    for attempt in range(repeats_for(users, repeats)):
+        progress(
+            f"store N={users:,}: project into users holding {users:,} rows, 10% changed, run {attempt + 1}"
+        )
+        warehouse.empty_users()
+        run_step("store", dsn=warehouse.uri, csv_path=str(original))  # the state to start from
+        warehouse.sql("VACUUM ANALYZE users")  # a table that has been there a while is vacuumed
+        warehouse.settle()
+        runs.append(run_step("store", dsn=warehouse.uri, csv_path=str(changed_csv)))
+    changed_csv.unlink()
+    return {
+        "users": users,
+        "rows_changed": changed_rows,
+        "project": summarise(runs),
+        "inserted": runs[0]["inserted"],
+        "updated": runs[0]["updated"],
+    }
+
+
+# --- 4. extract --------------------------------------------------------------------------------
+
+
+@contextmanager
+def standin_api(log: Path, *fault_options: str) -> Iterator[str]:
+    """The stand-in API in its own process (as StandInUserApi, with its request log in a file)."""
+    with log.open("a") as log_file:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "include.standin_user_api", "--port", "0", *fault_options],
+            cwd=REPO_ROOT,
+            stdout=subprocess.PIPE,
+            stderr=log_file,
+            text=True,
+        )
+        try:
+            line = process.stdout.readline().strip()
+            if not line.startswith("listening on "):
+                raise RuntimeError(f"the stand-in user API did not start (it printed {line!r})")
+            yield line.removeprefix("listening on ")
+        finally:
+            process.terminate()
+            process.wait(timeout=10)
+
+
+# A remote API answers a page after a while; the stand-in's "timeout" fault, on every request,
+# stands in for that (it sleeps, then answers normally, without holding up other requests).
+REMOTE_LATENCY_SECONDS = 1.0
+
+
+def bench_extract(sizes: list[int], repeats: int, progress: Callable[[str], None]) -> list[dict]:
+    """Extract at each N with the default requests in flight; at the middle N also 1 and 3, both
+    on localhost and with REMOTE_LATENCY_SECONDS added to every page (once each: sleep-bound)."""
+    middle = sizes[len(sizes) // 2]
+    runs = min(repeats, 3)  # ~10 s a run at 100k
+    plans = [(users, PAGES_IN_FLIGHT, 0.0, runs if users == middle else 1) for users in sizes]
+    plans += [(middle, in_flight, 0.0, runs) for in_flight in (1, 3)]
+    plans += [(middle, in_flight, REMOTE_LATENCY_SECONDS, 1) for in_flight in (1, PAGES_IN_FLIGHT, 3)]
+    log = inputs.BENCH_DIR / "standin-api.log"
+    log.unlink(missing_ok=True)
+    results = []
+    for latency in (0.0, REMOTE_LATENCY_SECONDS):
+        faults = ("--fault", f"timeout={latency:g},times=-1") if latency else ()
+        with standin_api(log, *faults) as url:
+            env = step_env(AIRFLOW_CONN_USER_API=url)
+            for users, in_flight, plan_latency, runs in plans:
+                if plan_latency != latency:
+                    continue
+                run = inputs.BENCH_DIR / "extract" / f"users={users}-in-flight={in_flight}"
+                measured = []
+                for attempt in range(runs):
+                    progress(
+                        f"extract N={users:,}: {in_flight} request(s) in flight, "
+                        f"{latency:g} s added latency, run {attempt + 1}"
+                    )
+                    measured.append(
+                        run_step(
+                            "extract",
+                            env=env,
+                            run_dir=str(run),
+                            seed=inputs.SEED,
+                            users=users,
+                            pages_in_flight=in_flight,
+                        )
+                    )
+                results.append(
+                    {
+                        "users": users,
+                        "pages_in_flight": in_flight,
+                        "added_latency_seconds": latency,
+                        "project": summarise(measured),
+                        "pages_identical_to_bench_input": pages_identical(run, users),
+                    }
+                )
+                shutil.rmtree(run)
+    return sorted(
+        results, key=lambda row: (row["added_latency_seconds"], row["users"], row["pages_in_flight"])
+    )
+
+
+def pages_identical(run: Path, users: int) -> bool:
+    """The extracted pages are byte for byte the cached input the other benchmarks read."""
+    cached = inputs.run_folder(users) / "raw"
+    pages = sorted((run / "raw").glob("page-*.json"))
+    return bool(pages) and all(page.read_bytes() == (cached / page.name).read_bytes() for page in pages)

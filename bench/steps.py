@@ -1,0 +1,169 @@
+"""One measured step per process: `python -m bench.steps STEP '{"arg": ...}'` prints one JSON line.
+
+Each step runs in a fresh interpreter, so its peak memory is its own (`ru_maxrss` of this process)
+and nothing is warm from an earlier step. Imports, and the first read through ObjectStoragePath
+(which loads Airflow's plugins), happen before the clock starts: a DAG task pays them too, but once,
+whatever N. What each step times:
+
+- ``process``: the process_user task's body: the project's own extract.read_pages_newest_first and
+  transform.write_users_csv, from the run's page files to users.csv (written atomically).
+- ``process_baseline``: the classic naive pattern: load every page, pd.json_normalize, pick and
+  rename the same columns, drop duplicate ids (keep last), to_csv.
+- ``store``: the store_user task's body: load.load_users_csv over a psycopg connection (COPY into a
+  staging table, checks, upsert, commit); the connection is opened before the clock starts.
+- ``extract``: the extract_user task's body: extract.extract_users against the stand-in API over HTTP.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import resource
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import psutil
+
+# The naive baseline's columns: json_normalize's dotted names -> the CSV's names.
+BASELINE_COLUMNS = {
+    "login.uuid": "user_id",
+    "name.first": "firstname",
+    "name.last": "lastname",
+    "email": "email",
+    "login.username": "username",
+    "gender": "gender",
+    "location.city": "city",
+    "location.country": "country",
+    "location.postcode": "postcode",
+    "nat": "nationality",
+    "registered.date": "registered_at",
+}
+
+
+@contextmanager
+def measured() -> Iterator[dict]:
+    """Wall and CPU seconds of the block, memory before it and this process's peak after it."""
+    result: dict = {"rss_before_mb": psutil.Process().memory_info().rss / 2**20}
+    cpu_started, started = time.process_time(), time.perf_counter()
+    yield result
+    result["seconds"] = time.perf_counter() - started
+    result["cpu_seconds"] = time.process_time() - cpu_started
+    result["peak_rss_mb"] = peak_rss_mb()
+
+
+def peak_rss_mb() -> float:
+    """This process's peak RSS. On Linux from /proc (VmHWM): `ru_maxrss` would also count the RSS
+    of the parent that started us, which Linux carries over into a child across fork and exec."""
+    status = Path("/proc/self/status")
+    if status.exists():
+        for line in status.read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024  # kB
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux, bytes on macOS
+
+
+def warm_up_object_storage() -> float:
+    """Read one file through ObjectStoragePath once, before the clock; returns how long it took.
+
+    The first such read in a process loads Airflow's plugins for hook lineage (Cosmos' among them):
+    a fixed cost a task pays once, whatever N, so it is reported apart from the step's throughput.
+    """
+    from airflow.sdk import ObjectStoragePath
+
+    started = time.perf_counter()
+    with ObjectStoragePath(f"file://{Path(__file__).resolve()}").open("rb") as file:
+        file.read(1)
+    return time.perf_counter() - started
+
+
+def process(run_dir: str) -> dict:
+    from airflow.sdk import ObjectStoragePath
+
+    from include.user_processing import extract, staging, transform
+
+    run = ObjectStoragePath(f"file://{Path(run_dir).resolve()}")
+    warm_up = warm_up_object_storage()
+    with (
+        measured() as result,  # the atomic rename of users.csv included
+        staging.open_for_atomic_write(staging.users_csv_path(run), "w", encoding="utf-8", newline="") as file,
+    ):
+        result["rows"] = transform.write_users_csv(extract.read_pages_newest_first(run), file)
+    return {**result, "object_storage_warm_up_seconds": warm_up}
+
+
+def process_baseline(run_dir: str, out_csv: str) -> dict:
+    import airflow.sdk  # noqa: F401 - the same process floor as the project's step: both run in a task
+    import pandas as pd
+
+    raw = Path(run_dir) / "raw"
+    with measured() as result:
+        pages = json.loads((raw / "manifest.json").read_text())["pages"]
+        users = []
+        for page in range(1, pages + 1):
+            with open(raw / f"page-{page:05d}.json", "rb") as file:
+                users.extend(json.load(file))
+        frame = pd.json_normalize(users)
+        frame = frame[list(BASELINE_COLUMNS)].rename(columns=BASELINE_COLUMNS)
+        frame = frame.drop_duplicates("user_id", keep="last")
+        frame.to_csv(out_csv, index=False, quoting=csv.QUOTE_NONNUMERIC)
+        result["rows"] = len(frame)
+    return result
+
+
+def store(dsn: str, csv_path: str) -> dict:
+    import psycopg
+    from airflow.sdk import ObjectStoragePath
+
+    from include.user_processing import load, staging
+
+    csv_file = ObjectStoragePath(f"file://{Path(csv_path).resolve()}")
+    warm_up = warm_up_object_storage()
+    with (
+        staging.open_input(csv_file, produced_by="process_user") as file,
+        psycopg.connect(dsn) as conn,
+        measured() as result,
+    ):
+        loaded = load.load_users_csv(conn, file)
+    result.update(rows=loaded.staged, inserted=loaded.inserted, updated=loaded.updated)
+    return {**result, "object_storage_warm_up_seconds": warm_up}
+
+
+def extract(run_dir: str, seed: str, users: int, pages_in_flight: int) -> dict:
+    from airflow.providers.http.hooks.http import HttpHook
+    from airflow.sdk import ObjectStoragePath
+
+    from include.user_processing import extract as extract_module
+    from include.user_processing.settings import USER_API_CONN_ID
+
+    hook = HttpHook(method="GET", http_conn_id=USER_API_CONN_ID)  # AIRFLOW_CONN_USER_API: the stand-in
+    run = ObjectStoragePath(f"file://{Path(run_dir).resolve()}")
+    warm_up = warm_up_object_storage()
+    with measured() as result:
+        manifest = extract_module.extract_users(
+            hook, run, seed=seed, total_users=users, pages_in_flight=pages_in_flight
+        )
+    result["rows"] = manifest["users"]
+    return {**result, "object_storage_warm_up_seconds": warm_up}
+
+
+STEPS: dict[str, Callable[..., dict]] = {
+    "process": process,
+    "process_baseline": process_baseline,
+    "store": store,
+    "extract": extract,
+}
+
+
+def main() -> None:
+    step, arguments = sys.argv[1], json.loads(sys.argv[2])
+    result = STEPS[step](**arguments)
+    result["pid"] = os.getpid()
+    print(json.dumps(result), flush=True)  # the caller reads the last line
+
+
+if __name__ == "__main__":
+    main()
