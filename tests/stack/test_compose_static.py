@@ -278,16 +278,15 @@ def test_env_example_documents_every_variable_the_compose_file_reads():
         assert read_env_file(ENV_EXAMPLE)[name] == "", f"{name} has a shared value in .env.example"
 
 
+def run_make_env(env_file: Path) -> str:
+    """`make env` writing to env_file; returns what it printed."""
+    command = [sys.executable, "-m", "scripts.make_env", "--output", str(env_file)]
+    return subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, check=True).stdout
+
+
 def test_make_env_generates_every_secret_and_never_overwrites(tmp_path):
     env_file = tmp_path / ".env"
-    result = subprocess.run(
-        [sys.executable, "-m", "scripts.make_env", "--output", str(env_file)],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    assert "wrote" in result.stdout
+    assert "wrote" in run_make_env(env_file)
     env = read_env_file(env_file)
     Fernet(env["FERNET_KEY"].encode())  # a valid key, or this raises
     assert len(env["AIRFLOW__API_AUTH__JWT_SECRET"].encode()) >= 32
@@ -301,14 +300,7 @@ def test_make_env_generates_every_secret_and_never_overwrites(tmp_path):
     assert {"logs", "config", "plugins"} <= {p.name for p in tmp_path.iterdir()}
 
     before = env_file.read_text()
-    again = subprocess.run(
-        [sys.executable, "-m", "scripts.make_env", "--output", str(env_file)],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    assert "left unchanged" in again.stdout
+    assert "left unchanged" in run_make_env(env_file)
     assert env_file.read_text() == before
     # Two machines never share a secret.
     other = tmp_path / "other.env"
