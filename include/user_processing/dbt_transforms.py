@@ -39,11 +39,13 @@ PROFILE = ProfileConfig(
     ),
 )
 
-# Cosmos requires the same executable and invocation mode on both configs. BUILDABLE: a test that
-# reads several models runs with the last of them, not with the first (whose siblings are not built yet).
+# Cosmos requires the same executable and invocation mode on both configs: one dict serves both.
+DBT_RUNNER = {"dbt_executable_path": DBT_EXECUTABLE, "invocation_mode": InvocationMode.SUBPROCESS}
+
+# BUILDABLE: a test that reads several models runs with the last of them, not with the first (whose
+# siblings are not built yet).
 EXECUTION = ExecutionConfig(
-    dbt_executable_path=DBT_EXECUTABLE,
-    invocation_mode=InvocationMode.SUBPROCESS,
+    **DBT_RUNNER,
     test_indirect_selection=TestIndirectSelection.BUILDABLE,
 )
 
@@ -54,6 +56,5 @@ RENDER = RenderConfig(
     load_method=LoadMode.DBT_MANIFEST,
     test_behavior=TestBehavior.BUILD,
     source_rendering_behavior=SourceRenderingBehavior.WITH_TESTS_OR_FRESHNESS,
-    dbt_executable_path=DBT_EXECUTABLE,
-    invocation_mode=InvocationMode.SUBPROCESS,
+    **DBT_RUNNER,
 )

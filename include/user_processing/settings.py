@@ -47,3 +47,6 @@ SENSOR_POKE_INTERVAL = _seconds("sensor_poke_interval", 30)
 SENSOR_TIMEOUT = _seconds("sensor_timeout", 10 * 60)  # then the run fails: the API is down
 TASK_TIMEOUT = _seconds("task_timeout", 60 * 60)  # execution_timeout of extract/process/store
 RETRY_DELAY = _seconds("retry_delay", 60)  # first task retry; doubles each time
+# Retries of one page request inside extract_user (user_api.RequestRetries), before the task fails.
+REQUEST_MAX_ATTEMPTS = conf.getint("user_processing", "request_max_attempts", fallback=5)
+REQUEST_FIRST_WAIT = _seconds("request_first_wait", 2)  # then doubling, at most 60 s apart

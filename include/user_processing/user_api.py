@@ -24,7 +24,12 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from include.user_processing.errors import InvalidUserPayload, UserApiRequestRejected
-from include.user_processing.settings import MAX_USERS_PER_PAGE, USER_API_ENDPOINT
+from include.user_processing.settings import (
+    MAX_USERS_PER_PAGE,
+    REQUEST_FIRST_WAIT,
+    REQUEST_MAX_ATTEMPTS,
+    USER_API_ENDPOINT,
+)
 
 if TYPE_CHECKING:
     import requests
@@ -67,23 +72,11 @@ class TransientUserApiError(Exception):
 
 @dataclass(frozen=True)
 class RequestRetries:
-    """Retries of one page request, inside one task attempt."""
+    """Retries of one page request, inside one task attempt (defaults: settings, i.e. Airflow config)."""
 
-    max_attempts: int = 5
-    first_wait_seconds: float = 2.0
+    max_attempts: int = REQUEST_MAX_ATTEMPTS
+    first_wait_seconds: float = REQUEST_FIRST_WAIT.total_seconds()
     max_wait_seconds: float = 60.0
-
-    @classmethod
-    def from_airflow_config(cls) -> RequestRetries:
-        """Defaults, unless [user_processing] request_max_attempts / request_first_wait override them."""
-        from airflow.sdk.configuration import conf
-
-        return cls(
-            max_attempts=conf.getint("user_processing", "request_max_attempts", fallback=cls.max_attempts),
-            first_wait_seconds=conf.getfloat(
-                "user_processing", "request_first_wait", fallback=cls.first_wait_seconds
-            ),
-        )
 
     def wait_seconds(self, attempt: int, error: BaseException | None) -> float:
         """Exponential backoff; a Retry-After header, when the API sends one, wins."""
@@ -131,12 +124,10 @@ def fetch_users_page(
     page: int,
     results: int,
     timeout: Any = DEFAULT_TIMEOUT_SECONDS,
-    retries: RequestRetries | None = None,
+    retries: RequestRetries = RequestRetries(),
 ) -> list[dict]:
     """Fetch one page of users, retrying transient failures; users come back validated, secrets removed."""
     import tenacity
-
-    retries = retries or RequestRetries.from_airflow_config()
 
     def log_retry(state: tenacity.RetryCallState) -> None:
         log.warning(
