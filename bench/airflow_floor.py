@@ -26,10 +26,11 @@ from pathlib import Path
 import psutil
 import psycopg
 
-from bench.measure import step_env
+from bench.measure import run_json
 from scripts.local_env import REPO_ROOT, LocalAirflow, local_airflow
 
 PARSE_RUNS = 5
+PARSE_TIMEOUT_SECONDS = 600  # each parse or task count, in its own interpreter
 DAG_FILES = sorted((REPO_ROOT / "dags").glob("*.py"))
 NOOP_DAG = REPO_ROOT / "bench" / "dags" / "noop_dag.py"
 
@@ -64,23 +65,13 @@ print(json.dumps({dag_id: len(dag.tasks) for dag_id, dag in bag.dags.items()}))
 """
 
 
-def python_json(code: str, *args: str, env: dict[str, str] | None = None) -> dict:
-    result = subprocess.run(
-        [sys.executable, "-c", code, *args],
-        cwd=REPO_ROOT,
-        env=env or step_env(),
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-    if result.returncode != 0:
-        raise RuntimeError(f"{args} failed:\n{result.stderr[-4000:]}")
-    return json.loads(result.stdout.strip().splitlines()[-1])
-
-
 def count_tasks(dag_file: Path) -> dict[str, int]:
-    return python_json(COUNT_TASKS, str(dag_file))
+    return run_json("-c", COUNT_TASKS, str(dag_file), timeout=PARSE_TIMEOUT_SECONDS)
+
+
+def tasks_of(parse: list[dict], dag_id: str) -> int:
+    """The number of tasks of `dag_id`, as bench_parse counted them."""
+    return next(row["tasks"][dag_id] for row in parse if dag_id in row["tasks"])
 
 
 def bench_parse(progress: Callable[[str], None]) -> list[dict]:
@@ -90,7 +81,10 @@ def bench_parse(progress: Callable[[str], None]) -> list[dict]:
         progress(f"parse time: run {attempt + 1} of {PARSE_RUNS} for {len(files)} files")
         for path in files:  # interleaved, so a burst of load elsewhere hits every file alike
             runs[path].append(
-                {**python_json(PARSE_COLD, str(path)), **python_json(PARSE_LIKE_THE_DAG_PROCESSOR, str(path))}
+                {
+                    **run_json("-c", PARSE_COLD, str(path), timeout=PARSE_TIMEOUT_SECONDS),
+                    **run_json("-c", PARSE_LIKE_THE_DAG_PROCESSOR, str(path), timeout=PARSE_TIMEOUT_SECONDS),
+                }
             )
     floor = _median_times(runs[NOOP_DAG])
     results = []
@@ -206,8 +200,8 @@ def task_breakdown(metadata_uri: str, dag_id: str, logical_date: str) -> dict:
     }
 
 
-def bench_dags_test(scale_users: int, log: Path, progress: Callable[[str], None]) -> dict:
-    tasks = count_tasks(DAG_FILES[0].parent / "user_processing.py")["user_processing"]
+def bench_dags_test(tasks: int, scale_users: int, log: Path, progress: Callable[[str], None]) -> dict:
+    """`airflow dags test` of user_processing, then of a no-op DAG with as many (`tasks`) tasks."""
     progress("airflow dags test: starting a throwaway PostgreSQL, the stand-in API and Airflow")
     with stderr_to(log), local_airflow() as local:
         progress("airflow dags test user_processing 2024-01-01 (default users)")

@@ -1,13 +1,16 @@
 """Deterministic input for the benchmarks: what extract_user writes, generated once and cached.
 
-One folder of stand-in pages per generator version (.local/bench/pages/<version>/page-00001.json,
-...). A benchmark at N users gets a run folder laid out like a DAG run's staging folder (raw/ pages
-plus raw/manifest.json) whose pages link to the cached ones, so 1M users are generated only once.
+One folder of stand-in pages per generator version, its pages named and placed as in a DAG run's
+staging folder (.local/bench/pages/<seed>-<version>/raw/page-00001.json, ...; no manifest). A
+benchmark at N users gets a run folder laid out like a DAG run's (raw/ pages plus raw/manifest.json,
+through include/user_processing/staging.py) whose pages link to the cached ones, so 1M users are
+generated only once.
 """
 
 from __future__ import annotations
 
 import csv
+import functools
 import hashlib
 import json
 import os
@@ -16,6 +19,7 @@ from datetime import datetime
 from pathlib import Path
 
 from include.standin_user_api import generate_page
+from include.user_processing import staging
 from include.user_processing.extract import seed_for
 from include.user_processing.settings import MAX_USERS_PER_PAGE
 from include.user_processing.user_api import page_sizes, strip_secrets, validate_user
@@ -26,18 +30,24 @@ BENCH_DIR = LOCAL_DIR / "bench"  # git-ignored, like all of .local/
 SEED = seed_for("user_processing", datetime(2024, 1, 1))
 
 
+@functools.cache
 def generator_version() -> str:
     """Changes whenever the stand-in's users do, so a stale cache is never used.
 
     A digest of a sample of generated users, not of the generator's source: edits that do not
-    change the users (comments, refactors) keep the cache.
+    change the users (comments, refactors) keep the cache. Computed once per process.
     """
     sample = json.dumps(generate_page(SEED, 1, 200), sort_keys=True).encode()
     return hashlib.sha256(sample).hexdigest()[:12]
 
 
-def pages_dir() -> Path:
+def page_cache() -> Path:
+    """The cached pages' folder: laid out like a run folder, pages under raw/ (no manifest)."""
     return BENCH_DIR / "pages" / f"{SEED}-{generator_version()}"
+
+
+def cached_page(page: int) -> Path:
+    return staging.page_path(page_cache(), page)
 
 
 def page_bytes(page: int) -> bytes:
@@ -50,24 +60,18 @@ def page_bytes(page: int) -> bytes:
 
 
 def _write_page(page: int) -> None:
-    path = pages_dir() / f"page-{page:05d}.json"
-    partial = path.with_name(path.name + ".partial")
-    partial.write_bytes(page_bytes(page))
-    partial.rename(path)  # a run killed half-way never leaves a truncated page behind
+    data = page_bytes(page)
+    # Atomically, as extract_user does: a run killed half-way never leaves a truncated page behind.
+    with staging.open_for_atomic_write(cached_page(page)) as file:
+        file.write(data)
 
 
 def ensure_pages(users: int, progress=print) -> None:
     """Generate the pages `users` needs that are not cached yet (both cores: it is a one-off)."""
-    folder = pages_dir()
-    folder.mkdir(parents=True, exist_ok=True)
-    missing = [
-        page
-        for page in range(1, len(page_sizes(users)) + 1)
-        if not (folder / f"page-{page:05d}.json").exists()
-    ]
+    missing = [page for page in range(1, len(page_sizes(users)) + 1) if not cached_page(page).exists()]
     if not missing:
         return
-    progress(f"generating {len(missing) * MAX_USERS_PER_PAGE:,} stand-in users once into {folder} ...")
+    progress(f"generating {len(missing) * MAX_USERS_PER_PAGE:,} stand-in users once into {page_cache()} ...")
     with ProcessPoolExecutor(max_workers=min(2, os.cpu_count() or 1)) as pool:
         list(pool.map(_write_page, missing, chunksize=4))
 
@@ -78,16 +82,15 @@ def run_folder(users: int) -> Path:
         raise ValueError(f"benchmark sizes must be whole pages of {MAX_USERS_PER_PAGE}, got {users}")
     ensure_pages(users)
     run = BENCH_DIR / "runs" / f"users={users}"
-    raw = run / "raw"
-    raw.mkdir(parents=True, exist_ok=True)
+    staging.raw_folder(run).mkdir(parents=True, exist_ok=True)
     pages = len(page_sizes(users))
     for page in range(1, pages + 1):
-        link = raw / f"page-{page:05d}.json"
-        if not link.is_symlink() or link.resolve() != (pages_dir() / link.name).resolve():
+        link, cached = staging.page_path(run, page), cached_page(page)
+        if not link.is_symlink() or link.resolve() != cached.resolve():
             link.unlink(missing_ok=True)
-            link.symlink_to(pages_dir() / link.name)
+            link.symlink_to(cached)
     manifest = {"seed": SEED, "users": users, "pages": pages}  # what extract_users writes last
-    (raw / "manifest.json").write_text(json.dumps(manifest))
+    staging.manifest_path(run).write_text(json.dumps(manifest))
     return run
 
 

@@ -20,20 +20,27 @@ def step_env(**extra: str) -> dict[str, str]:
     return env
 
 
-def run_step(step: str, env: dict[str, str] | None = None, **arguments: object) -> dict:
-    """Run bench.steps STEP in a new interpreter; returns what it measured."""
+def run_json(*argv: str, env: dict[str, str] | None = None, timeout: float = STEP_TIMEOUT_SECONDS) -> dict:
+    """Run `python ARGV...` in a new interpreter at the repository root; returns the JSON object it
+    prints on its last line of stdout."""
     result = subprocess.run(
-        [sys.executable, "-m", "bench.steps", step, json.dumps(arguments)],
+        [sys.executable, *argv],
         cwd=REPO_ROOT,
         env=env or step_env(),
         capture_output=True,
         text=True,
-        timeout=STEP_TIMEOUT_SECONDS,
+        timeout=timeout,
         check=False,
     )
     if result.returncode != 0:
-        raise RuntimeError(f"benchmark step {step} {arguments} failed:\n{result.stderr[-4000:]}")
+        shown = " ".join("<script>" if "\n" in arg else arg for arg in argv)
+        raise RuntimeError(f"python {shown} failed:\n{result.stderr[-4000:]}")
     return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def run_step(step: str, env: dict[str, str] | None = None, **arguments: object) -> dict:
+    """Run bench.steps STEP in a new interpreter; returns what it measured."""
+    return run_json("-m", "bench.steps", step, json.dumps(arguments), env=env)
 
 
 def summarise(runs: list[dict]) -> dict:

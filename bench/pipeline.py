@@ -13,23 +13,23 @@ Repeats alternate project and baseline, so a burst of load from elsewhere hits b
 from __future__ import annotations
 
 import shutil
-import subprocess
-import sys
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 
 import psycopg
 
 from bench import inputs
 from bench.measure import run_step, same_rows, step_env, summarise
+from include.user_processing import staging
 from include.user_processing.extract import PAGES_IN_FLIGHT
-from include.user_processing.transform import CSV_COLUMNS, OPTIONAL_COLUMNS
-from scripts.local_env import REPO_ROOT, ThrowawayPostgres
+from include.user_processing.load import CSV_COPY_OPTIONS
+from include.user_processing.transform import CSV_COLUMNS
+from scripts.local_env import REPO_ROOT, StandInUserApi, ThrowawayPostgres
 
 USERS_DDL = (REPO_ROOT / "include" / "sql" / "create_users_table.sql").read_text()
-COPY_OPTIONS = f"FORMAT csv, HEADER true, FORCE_NULL ({', '.join(OPTIONAL_COLUMNS)})"  # as load.py
+# load.py's COPY options (it adds ENCODING 'UTF8'; psql \copy reads the file in the client encoding).
+COPY_OPTIONS = CSV_COPY_OPTIONS.as_string()
 CHECK_ROWS_UP_TO = 100_000  # compare the project's and the baseline's rows one by one up to this N
 
 
@@ -60,7 +60,7 @@ def bench_process(sizes: list[int], repeats: int, progress: Callable[[str], None
         row = {"users": users, "project": summarise(project), "baseline": summarise(baseline)}
         row["ratio"] = row["project"]["rows_per_second"] / row["baseline"]["rows_per_second"]
         if users <= CHECK_ROWS_UP_TO:
-            row["same_rows_as_baseline"] = same_rows(run / "users.csv", run / "users-baseline.csv")
+            row["same_rows_as_baseline"] = same_rows(staging.users_csv_path(run), run / "users-baseline.csv")
         (run / "users-baseline.csv").unlink(missing_ok=True)
         results.append(row)
     return results
@@ -108,13 +108,14 @@ def bench_store(sizes: list[int], repeats: int, progress: Callable[[str], None])
             server_version = conn.info.server_version
         rows = []
         for users in sizes:
-            csv_path = inputs.run_folder(users) / "users.csv"  # written by the process benchmark
+            run = inputs.run_folder(users)  # its users.csv: written by the process benchmark
+            csv_path = staging.users_csv_path(run)
             project, plain_copy, keyed_copy = [], [], []
             for attempt in range(repeats_for(users, repeats)):
                 progress(f"store N={users:,}: project into an empty users, run {attempt + 1}")
                 warehouse.empty_users()
                 warehouse.settle()
-                project.append(run_step("store", dsn=warehouse.uri, csv_path=str(csv_path)))
+                project.append(run_step("store", dsn=warehouse.uri, run_dir=str(run)))
                 progress(f"store N={users:,}: psql \\copy into an empty plain table, run {attempt + 1}")
                 warehouse.sql(
                     "DROP TABLE IF EXISTS users_plain",
@@ -143,20 +144,21 @@ def bench_store(sizes: list[int], repeats: int, progress: Callable[[str], None])
 
 def bench_store_changed(warehouse: Warehouse, users: int, repeats: int, progress) -> dict:
     """The batch again into a users already holding it, with 10% of the rows changed."""
-    original = inputs.run_folder(users) / "users.csv"
-    changed_csv = inputs.BENCH_DIR / f"users-{users}-10pct-changed.csv"
-    changed_rows = inputs.changed_copy(original, changed_csv)
+    original = inputs.run_folder(users)
+    changed = inputs.BENCH_DIR / "runs" / f"users={users}-10pct-changed"  # a run folder: users.csv only
+    changed.mkdir(parents=True, exist_ok=True)
+    changed_rows = inputs.changed_copy(staging.users_csv_path(original), staging.users_csv_path(changed))
     runs = []
     for attempt in range(repeats_for(users, repeats)):
         progress(
             f"store N={users:,}: project into users holding {users:,} rows, 10% changed, run {attempt + 1}"
         )
         warehouse.empty_users()
-        run_step("store", dsn=warehouse.uri, csv_path=str(original))  # the state to start from
+        run_step("store", dsn=warehouse.uri, run_dir=str(original))  # the state to start from
         warehouse.sql("VACUUM ANALYZE users")  # a table that has been there a while is vacuumed
         warehouse.settle()
-        runs.append(run_step("store", dsn=warehouse.uri, csv_path=str(changed_csv)))
-    changed_csv.unlink()
+        runs.append(run_step("store", dsn=warehouse.uri, run_dir=str(changed)))
+    shutil.rmtree(changed)
     return {
         "users": users,
         "rows_changed": changed_rows,
@@ -169,27 +171,6 @@ def bench_store_changed(warehouse: Warehouse, users: int, repeats: int, progress
 # --- 4. extract --------------------------------------------------------------------------------
 
 
-@contextmanager
-def standin_api(log: Path, *fault_options: str) -> Iterator[str]:
-    """The stand-in API in its own process (as StandInUserApi, with its request log in a file)."""
-    with log.open("a") as log_file:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "include.standin_user_api", "--port", "0", *fault_options],
-            cwd=REPO_ROOT,
-            stdout=subprocess.PIPE,
-            stderr=log_file,
-            text=True,
-        )
-        try:
-            line = process.stdout.readline().strip()
-            if not line.startswith("listening on "):
-                raise RuntimeError(f"the stand-in user API did not start (it printed {line!r})")
-            yield line.removeprefix("listening on ")
-        finally:
-            process.terminate()
-            process.wait(timeout=10)
-
-
 # A remote API answers a page after a while; the stand-in's "timeout" fault, on every request,
 # stands in for that (it sleeps, then answers normally, without holding up other requests).
 REMOTE_LATENCY_SECONDS = 1.0
@@ -199,20 +180,20 @@ def bench_extract(sizes: list[int], repeats: int, progress: Callable[[str], None
     """Extract at each N with the default requests in flight; at the middle N also 1 and 3, both
     on localhost and with REMOTE_LATENCY_SECONDS added to every page (once each: sleep-bound)."""
     middle = sizes[len(sizes) // 2]
-    runs = min(repeats, 3)  # ~10 s a run at 100k
-    plans = [(users, PAGES_IN_FLIGHT, 0.0, runs if users == middle else 1) for users in sizes]
-    plans += [(middle, in_flight, 0.0, runs) for in_flight in (1, 3)]
-    plans += [(middle, in_flight, REMOTE_LATENCY_SECONDS, 1) for in_flight in (1, PAGES_IN_FLIGHT, 3)]
+    middle_runs = min(repeats, 3)  # ~10 s a run at 100k
+    plans = {  # added latency -> (users, requests in flight, runs), in the order they run
+        0.0: [(users, PAGES_IN_FLIGHT, middle_runs if users == middle else 1) for users in sizes]
+        + [(middle, in_flight, middle_runs) for in_flight in (1, 3)],
+        REMOTE_LATENCY_SECONDS: [(middle, in_flight, 1) for in_flight in (1, PAGES_IN_FLIGHT, 3)],
+    }
     log = inputs.BENCH_DIR / "standin-api.log"
     log.unlink(missing_ok=True)
     results = []
-    for latency in (0.0, REMOTE_LATENCY_SECONDS):
+    for latency, latency_plans in plans.items():
         faults = ("--fault", f"timeout={latency:g},times=-1") if latency else ()
-        with standin_api(log, *faults) as url:
-            env = step_env(AIRFLOW_CONN_USER_API=url)
-            for users, in_flight, plan_latency, runs in plans:
-                if plan_latency != latency:
-                    continue
+        with log.open("a") as log_file, StandInUserApi(*faults, stderr=log_file) as api:
+            env = step_env(AIRFLOW_CONN_USER_API=api.url)
+            for users, in_flight, runs in latency_plans:
                 run = inputs.BENCH_DIR / "extract" / f"users={users}-in-flight={in_flight}"
                 measured = []
                 for attempt in range(runs):
@@ -236,7 +217,7 @@ def bench_extract(sizes: list[int], repeats: int, progress: Callable[[str], None
                         "pages_in_flight": in_flight,
                         "added_latency_seconds": latency,
                         "project": summarise(measured),
-                        "pages_identical_to_bench_input": pages_identical(run, users),
+                        "pages_identical_to_bench_input": pages_identical(run),
                     }
                 )
                 shutil.rmtree(run)
@@ -245,8 +226,8 @@ def bench_extract(sizes: list[int], repeats: int, progress: Callable[[str], None
     )
 
 
-def pages_identical(run: Path, users: int) -> bool:
+def pages_identical(run: Path) -> bool:
     """The extracted pages are byte for byte the cached input the other benchmarks read."""
-    cached = inputs.run_folder(users) / "raw"
-    pages = sorted((run / "raw").glob("page-*.json"))
+    pages = sorted(staging.raw_folder(run).glob("page-*.json"))
+    cached = staging.raw_folder(inputs.page_cache())
     return bool(pages) and all(page.read_bytes() == (cached / page.name).read_bytes() for page in pages)

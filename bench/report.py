@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from include.user_processing.settings import DEFAULT_USERS_PER_RUN, MAX_USERS_PER_PAGE
+
 # Targets from issue #6.
 PROCESS_TARGET = 4.0  # x the json_normalize baseline, at N >= PROCESS_TARGET_FROM
 PROCESS_TARGET_FROM = 100_000
@@ -30,8 +32,8 @@ def mb(value: float) -> str:
     return f"{value:,.0f} MB"
 
 
-def verdict(met: bool | None) -> str:
-    return {True: "**met**", False: "**missed**", None: "reported"}[met]
+def verdict(met: bool) -> str:
+    return "**met**" if met else "**missed**"
 
 
 def summary_rows(results: dict) -> list[list[str]]:
@@ -97,7 +99,7 @@ def summary_rows(results: dict) -> list[list[str]]:
     dags_test = results.get("dags_test")
     if dags_test:
         rows.append([
-            "5. `airflow dags test user_processing`, wall", "100 (default)",
+            "5. `airflow dags test user_processing`, wall", f"{DEFAULT_USERS_PER_RUN} (default)",
             f"{dags_test['real']['wall_seconds']:.1f} s",
             f"{dags_test['tasks']} no-op tasks: {dags_test['noop']['wall_seconds']:.1f} s",
             f"{dags_test['ratio']:.2f}x", "—", "reported", machine,
@@ -301,9 +303,10 @@ def _extract_section(results: dict) -> str:
         "## 4. extract: stand-in API → page files",
         "",
         "`extract.extract_users` with an HttpHook on the stand-in API (a separate process, HTTP on "
-        "127.0.0.1), pages of 5000, validation and secret stripping included. The stand-in builds "
-        "each page on one core, and the worker's CPU (parse, validate, write) is the other half of "
-        "each page: with 2 requests in flight both sides can work at once, given a free core each. "
+        f"127.0.0.1), pages of {MAX_USERS_PER_PAGE}, validation and secret stripping included. The "
+        "stand-in builds each page on one core, and the worker's CPU (parse, validate, write) is the "
+        f"other half of each page: with {results['pages_in_flight_default']} requests in flight both "
+        "sides can work at once, given a free core each. "
         "A remote API also takes time to answer: the rows with added latency make the stand-in wait "
         "that long before each page (sleeping, no CPU), as a remote API's response time would. The "
         "pages written are checked byte for byte against the benchmark's input pages.",
@@ -457,7 +460,9 @@ def write_plot(results: dict, path: Path) -> None:
                 [row["users"] for row in rows], [row[key]["peak_rss_mb"] for row in rows],
                 marker="o", color=color, linestyle=style, label=label,
             )  # fmt: skip
-    memory.axhline(MEMORY_TARGET_MB, color="grey", linewidth=0.8, linestyle=":", label="300 MB target")
+    memory.axhline(
+        MEMORY_TARGET_MB, color="grey", linewidth=0.8, linestyle=":", label=f"{MEMORY_TARGET_MB} MB target"
+    )
     for axes, title, unit in ((speed, "Throughput", "rows / s"), (memory, "Peak memory (RSS)", "MB")):
         axes.set_xscale("log")
         axes.set_yscale("log")

@@ -5,12 +5,14 @@ and nothing is warm from an earlier step. Imports, and the first read through Ob
 (which loads Airflow's plugins), happen before the clock starts: a DAG task pays them too, but once,
 whatever N. What each step times:
 
-- ``process``: the process_user task's body: the project's own extract.read_pages_newest_first and
-  transform.write_users_csv, from the run's page files to users.csv (written atomically).
+- ``process``: the process_user task's body, transform.write_run_csv: the project's own
+  extract.read_pages_newest_first and transform.write_users_csv, from the run's page files to
+  users.csv (written atomically).
 - ``process_baseline``: the classic naive pattern: load every page, pd.json_normalize, pick and
   rename the same columns, drop duplicate ids (keep last), to_csv.
-- ``store``: the store_user task's body: load.load_users_csv over a psycopg connection (COPY into a
-  staging table, checks, upsert, commit); the connection is opened before the clock starts.
+- ``store``: the store_user task's body, load.load_run_csv: opens the run's users.csv (a fraction
+  of a millisecond), then load.load_users_csv over a psycopg connection (COPY into a staging
+  table, checks, upsert, commit); the connection is opened before the clock starts.
 - ``extract``: the extract_user task's body: extract.extract_users against the stand-in API over HTTP.
 """
 
@@ -18,12 +20,11 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import resource
 import sys
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 import psutil
@@ -83,15 +84,12 @@ def warm_up_object_storage() -> float:
 def process(run_dir: str) -> dict:
     from airflow.sdk import ObjectStoragePath
 
-    from include.user_processing import extract, staging, transform
+    from include.user_processing import extract, staging, transform  # noqa: F401 - imported untimed
 
     run = ObjectStoragePath(f"file://{Path(run_dir).resolve()}")
     warm_up = warm_up_object_storage()
-    with (
-        measured() as result,  # the atomic rename of users.csv included
-        staging.open_for_atomic_write(staging.users_csv_path(run), "w", encoding="utf-8", newline="") as file,
-    ):
-        result["rows"] = transform.write_users_csv(extract.read_pages_newest_first(run), file)
+    with measured() as result:  # the atomic rename of users.csv included
+        result["rows"] = transform.write_run_csv(run)
     return {**result, "object_storage_warm_up_seconds": warm_up}
 
 
@@ -99,12 +97,14 @@ def process_baseline(run_dir: str, out_csv: str) -> dict:
     import airflow.sdk  # noqa: F401 - the same process floor as the project's step: both run in a task
     import pandas as pd
 
-    raw = Path(run_dir) / "raw"
+    from include.user_processing import staging
+
+    run = Path(run_dir)
     with measured() as result:
-        pages = json.loads((raw / "manifest.json").read_text())["pages"]
+        pages = json.loads(staging.manifest_path(run).read_text())["pages"]
         users = []
         for page in range(1, pages + 1):
-            with open(raw / f"page-{page:05d}.json", "rb") as file:
+            with open(staging.page_path(run, page), "rb") as file:
                 users.extend(json.load(file))
         frame = pd.json_normalize(users)
         frame = frame[list(BASELINE_COLUMNS)].rename(columns=BASELINE_COLUMNS)
@@ -114,20 +114,17 @@ def process_baseline(run_dir: str, out_csv: str) -> dict:
     return result
 
 
-def store(dsn: str, csv_path: str) -> dict:
+def store(dsn: str, run_dir: str) -> dict:
     import psycopg
     from airflow.sdk import ObjectStoragePath
 
-    from include.user_processing import load, staging
+    from include.user_processing import load, staging  # noqa: F401 - imported untimed
 
-    csv_file = ObjectStoragePath(f"file://{Path(csv_path).resolve()}")
+    run = ObjectStoragePath(f"file://{Path(run_dir).resolve()}")
     warm_up = warm_up_object_storage()
-    with (
-        staging.open_input(csv_file, produced_by="process_user") as file,
-        psycopg.connect(dsn) as conn,
-        measured() as result,
-    ):
-        loaded = load.load_users_csv(conn, file)
+    with psycopg.connect(dsn) as conn, measured() as result:
+        # Connected before the clock, and closed after it: load_run_csv only enters the connection.
+        loaded = load.load_run_csv(run, lambda: nullcontext(conn))
     result.update(rows=loaded.staged, inserted=loaded.inserted, updated=loaded.updated)
     return {**result, "object_storage_warm_up_seconds": warm_up}
 
@@ -161,7 +158,6 @@ STEPS: dict[str, Callable[..., dict]] = {
 def main() -> None:
     step, arguments = sys.argv[1], json.loads(sys.argv[2])
     result = STEPS[step](**arguments)
-    result["pid"] = os.getpid()
     print(json.dumps(result), flush=True)  # the caller reads the last line
 
 

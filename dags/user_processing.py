@@ -109,14 +109,9 @@ def user_processing():
     @task
     def process_user(**context) -> dict:
         """Turn the extracted pages into users.csv."""
-        from include.user_processing import extract, staging, transform
+        from include.user_processing import staging, transform
 
-        run = staging.folder_for(context)
-        with staging.open_for_atomic_write(
-            staging.users_csv_path(run), "w", encoding="utf-8", newline=""
-        ) as file:
-            rows = transform.write_users_csv(extract.read_pages_newest_first(run), file)
-        return {"rows": rows}
+        return {"rows": transform.write_run_csv(staging.folder_for(context))}
 
     @task(outlets=[USERS_ASSET])
     def store_user(**context) -> dict:
@@ -127,13 +122,8 @@ def user_processing():
 
         from include.user_processing import load, staging
 
-        csv_path = staging.users_csv_path(staging.folder_for(context))
-        with (
-            staging.open_input(csv_path, produced_by="process_user") as csv_file,
-            PostgresHook(postgres_conn_id=POSTGRES_CONN_ID).get_conn() as conn,
-        ):
-            result = load.load_users_csv(conn, csv_file)
-        return asdict(result)
+        run = staging.folder_for(context)
+        return asdict(load.load_run_csv(run, PostgresHook(postgres_conn_id=POSTGRES_CONN_ID).get_conn))
 
     transform_users = DbtTaskGroup(
         group_id="transform_users",

@@ -30,9 +30,18 @@ from include.user_processing.errors import LoadError
 from include.user_processing.transform import CSV_COLUMNS, OPTIONAL_COLUMNS
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+    from contextlib import AbstractContextManager
+
     import psycopg
+    from airflow.sdk import ObjectStoragePath
 
 COPY_CHUNK_BYTES = 1 << 20
+# How COPY reads users.csv: a header line, and "" as NULL in the optional columns (transform writes
+# every value quoted). bench/pipeline.py's `psql \copy` baseline reads the same CSV with these.
+CSV_COPY_OPTIONS = sql.SQL("FORMAT csv, HEADER true, FORCE_NULL ({optional})").format(
+    optional=sql.SQL(", ").join(map(sql.Identifier, OPTIONAL_COLUMNS))
+)
 # Serialises loads into `users`, so two runs loading overlapping users cannot deadlock.
 LOAD_LOCK_KEY = "user_processing.load_users"
 
@@ -46,6 +55,23 @@ class LoadResult:
     @property
     def unchanged(self) -> int:
         return self.staged - self.inserted - self.updated
+
+
+def load_run_csv(
+    run: ObjectStoragePath, connect: Callable[[], AbstractContextManager[psycopg.Connection]]
+) -> LoadResult:
+    """The store_user task: load_users_csv of the run's users.csv.
+
+    `connect` opens the warehouse connection (PostgresHook(...).get_conn): only once the CSV is
+    found, so a run without one fails at once, whether or not the warehouse answers.
+    """
+    from include.user_processing import staging  # Airflow: only the task needs it
+
+    with (
+        staging.open_input(staging.users_csv_path(run), produced_by="process_user") as csv_file,
+        connect() as conn,
+    ):
+        return load_users_csv(conn, csv_file)
 
 
 def load_users_csv(conn: psycopg.Connection, csv_file: BinaryIO, table: str = "users") -> LoadResult:
@@ -100,13 +126,8 @@ def _check_header(csv_file: BinaryIO) -> None:
 def _copy_csv(
     cursor: psycopg.Cursor, csv_file: BinaryIO, staging_table: sql.Identifier, columns: sql.Composed
 ) -> int:
-    statement = sql.SQL(
-        "COPY {staging} ({columns}) FROM STDIN"
-        " (FORMAT csv, HEADER true, ENCODING 'UTF8', FORCE_NULL ({optional}))"
-    ).format(
-        staging=staging_table,
-        columns=columns,
-        optional=sql.SQL(", ").join(map(sql.Identifier, OPTIONAL_COLUMNS)),
+    statement = sql.SQL("COPY {staging} ({columns}) FROM STDIN ({options}, ENCODING 'UTF8')").format(
+        staging=staging_table, columns=columns, options=CSV_COPY_OPTIONS
     )
     with cursor.copy(statement) as copy:
         while chunk := csv_file.read(COPY_CHUNK_BYTES):

@@ -11,6 +11,9 @@ Layout of one run's folder::
         raw/page-00001.json     extract_user: one API page (secrets removed)
         raw/manifest.json       extract_user: written last; marks the extract as complete
         users.csv               process_user: what store_user loads
+
+The path and file helpers below (all but remove_folder) use only the pathlib API, so they take a
+local pathlib.Path as well: the benchmarks in bench/ lay out their folders with them.
 """
 
 from __future__ import annotations

@@ -1,6 +1,8 @@
 """Transform: API users -> CSV rows for the `users` table, with pandas.
 
 Plain Python with no Airflow in it, so it is unit-tested directly (tests/unit/test_transform.py).
+Only write_run_csv, the process_user task's body, touches the run's staging folder: it imports
+staging and extract (which need Airflow) when it is called, never when this module is imported.
 
 - Values are copied verbatim: no trimming, no case changes (dbt's staging layer cleans them).
 - Every value is written as text, so nothing is re-typed on the way: postcode "0150" keeps its
@@ -17,11 +19,14 @@ import csv
 import io
 import json
 from collections.abc import Iterable
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import msgspec
 import numpy as np
 import pandas as pd
+
+if TYPE_CHECKING:
+    from airflow.sdk import ObjectStoragePath
 
 # The CSV's columns, in order; the same names as the columns of the `users` table.
 CSV_COLUMNS = (
@@ -158,6 +163,19 @@ def write_users_csv(pages_newest_first: Iterable[list[dict[str, Any]] | list[Csv
     if header:  # no pages at all: still a valid CSV, which store_user rejects as empty
         _write_chunk(users_to_frame([]), out, header=True)
     return rows
+
+
+def write_run_csv(run: ObjectStoragePath) -> int:
+    """The process_user task: the run's extracted pages -> its users.csv (written atomically).
+
+    Returns the number of rows written.
+    """
+    from include.user_processing import extract, staging  # Airflow: see the module docstring
+
+    with staging.open_for_atomic_write(
+        staging.users_csv_path(run), "w", encoding="utf-8", newline=""
+    ) as file:
+        return write_users_csv(extract.read_pages_newest_first(run), file)
 
 
 def _write_chunk(frame: pd.DataFrame, out: IO[str], *, header: bool) -> None:
