@@ -360,7 +360,7 @@ class StackFailed(RuntimeError):
 
 @dataclass
 class LocalComposeStack:
-    """`docker compose up` of docker-compose.yaml, as local processes. Use as a context manager.
+    """`docker compose up` of docker-compose.yaml, as local processes: start(), and stop() in a finally.
 
     env_file: the .env compose would read (e.g. written by scripts/make_env.py).
     profiles, scale: as `docker compose --profile P up --scale SERVICE=N`.
@@ -372,6 +372,8 @@ class LocalComposeStack:
     compose_file: Path = COMPOSE_FILE
     startup_timeout: float = 240
     workdir: Path = field(init=False)
+    project_dir: Path = field(init=False)  # AIRFLOW_PROJ_DIR
+    image_env: dict[str, str] = field(init=False)  # ENV of the project image
     compose: dict = field(init=False)
     variables: dict[str, str] = field(init=False)
     processes: dict[str, Process] = field(default_factory=dict, init=False)
@@ -381,24 +383,20 @@ class LocalComposeStack:
 
     # -- lifecycle --
 
-    def __enter__(self) -> LocalComposeStack:
-        try:
-            self.start()
-        except BaseException:
-            self.stop()
-            raise
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
-
     def start(self) -> None:
         LOCAL_DIR.mkdir(exist_ok=True)
         self.workdir = Path(tempfile.mkdtemp(prefix="compose-stack-", dir=LOCAL_DIR))
         (self.workdir / "process-logs").mkdir()
-        project = self._project_dir()
+        # AIRFLOW_PROJ_DIR: the code, linked from the repository. The state folders compose mounts
+        # (logs, config, ...) are made by _container, as it makes every bind mount's source.
+        self.project_dir = self.workdir / "project"
+        self.project_dir.mkdir()
+        for code in ("dags", "include", "dbt_project", "plugins"):
+            if (REPO_ROOT / code).exists():
+                (self.project_dir / code).symlink_to(REPO_ROOT / code)
+        self.image_env = dockerfile_env()
         # What compose interpolates from: the shell (here: only where the project lives) and .env.
-        self.variables = {**read_env_file(self.env_file), "AIRFLOW_PROJ_DIR": str(project)}
+        self.variables = {**read_env_file(self.env_file), "AIRFLOW_PROJ_DIR": str(self.project_dir)}
         self.variables.setdefault("ENV_FILE_PATH", str(self.env_file))
         self.compose = load_compose(self.variables, self.compose_file)
         services = self.compose["services"]
@@ -408,8 +406,7 @@ class LocalComposeStack:
         for name in order:
             if "build" in services[name]:
                 self.endpoints[name] = self._listening_ports(services[name])
-        servers = [name for name in order if "build" not in services[name]]
-        for name in [*servers, *(name for name in order if name not in servers)]:
+        for name in sorted(order, key=lambda name: "build" in services[name]):  # stable: servers first
             self._wait_for_dependencies(name)
             self._start_service(name)
 
@@ -434,13 +431,11 @@ class LocalComposeStack:
 
     def service_env(self, name: str) -> dict[str, str]:
         """The environment the service's container would get, before any local mapping."""
-        return service_environment(self.compose["services"][name], self._project_dir())
+        return service_environment(self.compose["services"][name], self.project_dir)
 
     def database_uri(self, service: str) -> str:
         """postgresql:// URI of a postgres service's database, as its POSTGRES_* variables define it."""
-        env = self.service_env(service)
-        user = env.get("POSTGRES_USER", "postgres")
-        return self.postgres.uri(env.get("POSTGRES_DB", user), user, env["POSTGRES_PASSWORD"])
+        return self.postgres.uri(*self._database(service))
 
     def instances(self, service: str) -> list[Process]:
         return [p for name, p in self.processes.items() if name == service or name.startswith(f"{service}-")]
@@ -456,18 +451,6 @@ class LocalComposeStack:
             raise StackFailed(f"stopped unexpectedly: {', '.join(dead)}")
 
     # -- starting services --
-
-    def _project_dir(self) -> Path:
-        """AIRFLOW_PROJ_DIR: the code (linked from the repository) plus the state folders compose mounts."""
-        project = self.workdir / "project"
-        if not project.exists():
-            project.mkdir()
-            for code in ("dags", "include", "dbt_project", "plugins"):
-                if (REPO_ROOT / code).exists():
-                    (project / code).symlink_to(REPO_ROOT / code)
-            for state in ("logs", "config", "plugins"):
-                (project / state).mkdir(exist_ok=True)
-        return project
 
     def _start_service(self, name: str) -> None:
         service = self.compose["services"][name]
@@ -492,10 +475,14 @@ class LocalComposeStack:
                 parent=self.workdir
             )  # set first: stop() cleans up after a failure
             self.postgres.start()
-        env = self.service_env(name)
-        user = env.get("POSTGRES_USER", "postgres")
-        self.postgres.create_database(env.get("POSTGRES_DB", user), user, env["POSTGRES_PASSWORD"])
+        self.postgres.create_database(*self._database(name))
         self.endpoints[name] = {DEFAULT_PORTS["postgres"]: self.postgres.port}
+
+    def _database(self, service: str) -> tuple[str, str, str]:
+        """(database, user, password) of a postgres service, from its POSTGRES_* as the image reads them."""
+        env = self.service_env(service)
+        user = env.get("POSTGRES_USER", "postgres")
+        return env.get("POSTGRES_DB", user), user, env["POSTGRES_PASSWORD"]
 
     def _container(self, instance: str, service: Mapping) -> Path:
         """This instance's /opt/airflow: links to its mounts and the image's content; the rest is its own."""
@@ -563,7 +550,7 @@ class LocalComposeStack:
     def _process_env(
         self, instance: str, service: Mapping, container: Path, root: Path, command: list[str]
     ) -> dict[str, str]:
-        env = {**dockerfile_env(), **service_environment(service, self._project_dir())}
+        env = {**self.image_env, **service_environment(service, self.project_dir)}
         services = self.compose["services"]
         env = {key: map_paths(map_hosts(value, self.endpoints, services), root) for key, value in env.items()}
         env.update(
@@ -654,7 +641,8 @@ class LocalComposeStack:
     def wait_healthy(self, name: str) -> None:
         """Wait until the service's own healthcheck passes (its test, mapped), or fail with its output."""
         deadline = time.monotonic() + self.startup_timeout
-        while not self._probe(name)():
+        probe = self._probe(name)
+        while not probe():
             for process in self.instances(name):
                 if not process.alive():
                     raise StackFailed(f"{process.name} exited while starting:\n{process.tail(60)}")
@@ -672,8 +660,10 @@ class LocalComposeStack:
         return results
 
     def services_started(self) -> list[str]:
-        names = [*self.redis, *(n for n in self.endpoints if n not in self.redis and not self.instances(n))]
-        return names + [p.name for p in self.processes.values() if p.name != "airflow-init"]
+        """Servers started (each gets its endpoint as it starts), then every instance but airflow-init's."""
+        services = self.compose["services"]
+        servers = [name for name in self.endpoints if "build" not in services[name]]
+        return servers + [p.name for p in self.processes.values() if p.name != "airflow-init"]
 
     def _has_healthcheck(self, name: str) -> bool:
         return bool(self._service_of(name).get("healthcheck"))
@@ -713,12 +703,12 @@ class LocalComposeStack:
         raise StackFailed(f"{name}: no local runner for healthcheck {test}")
 
     def _pg_isready(self, name: str):
-        env = self.service_env(name)
         test = self.compose["services"][name]["healthcheck"]["test"]
         args = [str(self.postgres.bindir / "pg_isready"), *test[2:]]
         args += ["-h", "127.0.0.1", "-p", str(self.postgres.port)]
         if "-d" not in test:
-            args += ["-d", env.get("POSTGRES_DB", "postgres")]
+            database, _, _ = self._database(name)
+            args += ["-d", database]
         ready = lambda: subprocess.run(args, capture_output=True, check=False).returncode == 0  # noqa: E731
         return _explained(ready, f"{name}: pg_isready failed")
 

@@ -24,7 +24,7 @@ from include.user_processing.extract import seed_for
 from include.user_processing.user_api import page_sizes
 from scripts.compose_stack import LocalComposeStack, StackFailed, read_env_file
 from scripts.local_env import REPO_ROOT, PostgresNotInstalled, RedisNotInstalled
-from scripts.make_env import write_env
+from scripts.make_env import GENERATED, write_env
 from tests.stack.conftest import ApiClient, ApiError
 
 pytestmark = pytest.mark.stack
@@ -34,14 +34,9 @@ USERS = 25  # one small page: the point is the stack, not the volume
 WORKERS = 2
 # What the test writes into the generated .env, as a user would: the stand-in API instead of randomuser.me.
 SETTINGS = {"AIRFLOW_CONN_USER_API": "http://user-api:8000"}
-# Secrets make env generates: none may appear in a task log, even at DEBUG level.
-SECRET_VARIABLES = (
-    "FERNET_KEY",
-    "AIRFLOW__API_AUTH__JWT_SECRET",
-    "AIRFLOW_DB_PASSWORD",
-    "WAREHOUSE_PASSWORD",
-    "_AIRFLOW_WWW_USER_PASSWORD",
-)
+# Secrets make env generates (every generated value but the uid): none may appear in a task log,
+# even at DEBUG level.
+SECRET_VARIABLES = sorted(set(GENERATED) - {"AIRFLOW_UID"})
 PARSE_TIMEOUT = 120  # seconds until the dag-processor has the DAG in the database
 RUN_TIMEOUT = 420  # seconds for the whole run, dbt tasks included
 
@@ -54,16 +49,13 @@ def stack() -> Iterator[LocalComposeStack]:
         with env_file.open("a") as env:  # the most verbose logs, to prove they leak no secret
             env.write("AIRFLOW__LOGGING__LOGGING_LEVEL=DEBUG\n")
         stack = LocalComposeStack(env_file, profiles=("standin",), scale={"airflow-worker": WORKERS})
-        try:
+        try:  # stop() exactly once, whatever happens from start() on (Ctrl-C included)
             stack.start()
         except (PostgresNotInstalled, RedisNotInstalled) as missing:
-            stack.stop()
             pytest.fail(str(missing), pytrace=False)
         except Exception as error:
-            diagnostics = stack.diagnostics(60)
-            stack.stop()
-            pytest.fail(f"the stack did not start: {error}\n{diagnostics}", pytrace=False)
-        try:
+            pytest.fail(f"the stack did not start: {error}\n{stack.diagnostics(60)}", pytrace=False)
+        else:
             yield stack
         finally:
             stack.stop()
@@ -143,9 +135,7 @@ def assert_task_logs_hold_no_secret(stack: LocalComposeStack, run_id: str, logic
 
     (`airflow dags test` at DEBUG does print the secrets it masks: tests/reliability/test_security.py.)
     """
-    logs = sorted(
-        (stack.workdir / "project" / "logs" / f"dag_id={DAG_ID}" / f"run_id={run_id}").rglob("*.log")
-    )
+    logs = sorted(task_log_folder(stack, run_id).rglob("*.log"))
     assert logs, "no task logs were written"
     text = "\n".join(log.read_text(errors="replace") for log in logs)
     assert '"level":"debug"' in text.replace(" ", ""), "the task logs are not at DEBUG level"
@@ -227,9 +217,14 @@ def tasks_received(worker_log: Path) -> int:
     )
 
 
+def task_log_folder(stack: LocalComposeStack, run_id: str) -> Path:
+    """Where Airflow writes the run's task logs: logs/ in AIRFLOW_PROJ_DIR, shared by every service."""
+    return stack.project_dir / "logs" / f"dag_id={DAG_ID}" / f"run_id={run_id}"
+
+
 def task_log_tails(stack: LocalComposeStack, run_id: str, task_ids: dict, lines: int = 30) -> str:
     """The end of the Airflow task log of each task that did not succeed (logs/ is shared, as in compose)."""
-    logs = stack.workdir / "project" / "logs" / f"dag_id={DAG_ID}" / f"run_id={run_id}"
+    logs = task_log_folder(stack, run_id)
     parts = []
     for label in task_ids:
         task_id = label.split("[")[0]
