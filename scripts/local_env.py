@@ -21,10 +21,12 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.parse
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 LOCAL_DIR = REPO_ROOT / ".local"  # git-ignored
@@ -76,11 +78,14 @@ def _apt_get_install_postgres() -> None:
     if not conf.exists():
         conf.parent.mkdir(parents=True, exist_ok=True)
         conf.write_text("create_main_cluster = false\n")
+    _apt_get_install("postgresql")
+
+
+def _apt_get_install(package: str) -> None:
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
     subprocess.run(["apt-get", "update", "-q"], check=True, env=env)
-    subprocess.run(
-        ["apt-get", "install", "-y", "-q", "--no-install-recommends", "postgresql"], check=True, env=env
-    )
+    install = ["apt-get", "install", "-y", "-q", "--no-install-recommends", package]
+    subprocess.run(install, check=True, env=env)
 
 
 def free_port() -> int:
@@ -235,8 +240,9 @@ def _user_can_enter(user: pwd.struct_passwd, folder: Path) -> bool:
 class StandInUserApi:
     """The bundled stand-in for randomuser.me, in its own process on a free 127.0.0.1 port."""
 
-    def __init__(self, *extra_args: str) -> None:
+    def __init__(self, *extra_args: str, stderr: IO[str] | None = None) -> None:
         self.extra_args = extra_args
+        self.stderr = stderr  # its request log; None: this process's stderr
         self.process: subprocess.Popen | None = None
         self.url = ""
 
@@ -245,6 +251,7 @@ class StandInUserApi:
             [sys.executable, "-m", "include.standin_user_api", "--port", "0", *self.extra_args],
             cwd=REPO_ROOT,
             stdout=subprocess.PIPE,
+            stderr=self.stderr,
             text=True,
         )
         line = self.process.stdout.readline().strip()
@@ -264,6 +271,22 @@ class StandInUserApi:
 
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
+
+
+DBT_BIN = REPO_ROOT / ".venv-dbt" / "bin"  # dbt's own virtualenv (requirements/dbt.in)
+
+
+def dbt_env(warehouse_uri: str) -> dict[str, str]:
+    """What dbt_project/profiles.yml reads, for the warehouse at warehouse_uri."""
+    uri = urllib.parse.urlsplit(warehouse_uri)
+    return {
+        "DBT_PROFILES_DIR": str(REPO_ROOT / "dbt_project"),
+        "DBT_HOST": uri.hostname,
+        "DBT_PORT": str(uri.port),
+        "DBT_USER": uri.username,
+        "DBT_PASSWORD": uri.password,
+        "DBT_DBNAME": uri.path.lstrip("/"),
+    }
 
 
 def airflow_env(
@@ -349,11 +372,7 @@ def find_redis_server(install: bool = True) -> Path:
             return Path(candidate)
     if install and os.geteuid() == 0 and shutil.which("apt-get"):
         print("redis-server missing: installing it with apt-get (root, Debian/Ubuntu) ...", flush=True)
-        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-        subprocess.run(["apt-get", "update", "-q"], check=True, env=env)
-        subprocess.run(
-            ["apt-get", "install", "-y", "-q", "--no-install-recommends", "redis-server"], check=True, env=env
-        )
+        _apt_get_install("redis-server")
         return find_redis_server(install=False)
     raise RedisNotInstalled(REDIS_INSTALL_HINT)
 
@@ -367,10 +386,6 @@ class ThrowawayRedis:
         self.folder = Path(tempfile.mkdtemp(prefix="redis-", dir=parent))
         self.port = 0
         self.process: subprocess.Popen | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
 
     def start(self) -> ThrowawayRedis:
         for _attempt in range(5):  # another process may grab the free port before we do
@@ -420,9 +435,3 @@ class ThrowawayRedis:
     def stop(self) -> None:
         self._terminate()
         shutil.rmtree(self.folder, ignore_errors=True)
-
-    def __enter__(self) -> ThrowawayRedis:
-        return self.start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()

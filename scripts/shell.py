@@ -10,9 +10,8 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import urllib.parse
 
-from scripts.local_env import REPO_ROOT, local_airflow
+from scripts.local_env import DBT_BIN, dbt_env, local_airflow
 
 BANNER = """
 Local Airflow is ready (Airflow home: {home}). Try:
@@ -27,20 +26,12 @@ Leave with `exit`: everything started for this shell is then removed.
 def main() -> int:
     print("Starting a throwaway PostgreSQL and the stand-in user API; migrating Airflow's database ...")
     with local_airflow() as local:
-        warehouse = urllib.parse.urlsplit(local.warehouse_uri)
         env = {
             **local.env,
             "WAREHOUSE_URI": local.warehouse_uri,
-            # dbt_project/profiles.yml reads these; dbt itself comes from .venv-dbt (after .venv on PATH).
-            "DBT_PROFILES_DIR": str(REPO_ROOT / "dbt_project"),
-            "DBT_HOST": warehouse.hostname,
-            "DBT_PORT": str(warehouse.port),
-            "DBT_USER": warehouse.username,
-            "DBT_PASSWORD": warehouse.password,
-            "DBT_DBNAME": warehouse.path.lstrip("/"),
-            "PATH": os.pathsep.join(
-                [str(local.postgres.bindir), local.env["PATH"], str(REPO_ROOT / ".venv-dbt" / "bin")]
-            ),
+            **dbt_env(local.warehouse_uri),
+            # psql first; dbt comes from .venv-dbt, after .venv on PATH.
+            "PATH": os.pathsep.join([str(local.postgres.bindir), local.env["PATH"], str(DBT_BIN)]),
         }
         print(BANNER.format(home=env["AIRFLOW_HOME"]), flush=True)
         subprocess.run([os.environ.get("SHELL", "/bin/bash")], env=env, check=False)
