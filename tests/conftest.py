@@ -26,7 +26,15 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from scripts.local_env import REPO_ROOT, PostgresNotInstalled, StandInUserApi, ThrowawayPostgres, airflow_env
+from scripts.local_env import (
+    DBT_BIN,
+    REPO_ROOT,
+    PostgresNotInstalled,
+    StandInUserApi,
+    ThrowawayPostgres,
+    airflow_env,
+    dbt_env,
+)
 
 FIXTURES = Path(__file__).parent / "fixtures"
 AIRFLOW_BIN = str(Path(sys.executable).parent / "airflow")
@@ -110,6 +118,12 @@ def user_api(_user_api_server: StandInUserApi) -> Iterator[UserApi]:
     api.reset()
 
 
+def _test_args(conf: dict | None, skip_dbt: bool) -> list[str]:
+    """Options of `airflow dags test`; skip_dbt marks the dbt tasks successful unrun."""
+    args = ["--conf", json.dumps(conf)] if conf else []
+    return args + (["--mark-success-pattern", r"transform_users\..*"] if skip_dbt else [])
+
+
 @dataclass
 class AirflowCli:
     """Runs the real `airflow` CLI against the session's Airflow home."""
@@ -137,17 +151,21 @@ class AirflowCli:
         self, logical_date: str, conf: dict | None = None, skip_dbt: bool = False, **kwargs
     ) -> subprocess.CompletedProcess:
         """`airflow dags test`; skip_dbt marks the dbt tasks successful unrun (for tests about loading)."""
-        args = ["dags", "test", "user_processing", logical_date]
-        if conf:
-            args += ["--conf", json.dumps(conf)]
-        if skip_dbt:
-            args += ["--mark-success-pattern", r"transform_users\..*"]
-        return self.run(*args, **kwargs)
+        args = _test_args(conf, skip_dbt)
+        return self.run("dags", "test", "user_processing", logical_date, *args, **kwargs)
 
-    def dags_test_many(self, dates: list[str], args: list[str], env: dict | None = None) -> dict[str, str]:
+    def dags_test_many(
+        self, dates: list[str], conf: dict | None = None, skip_dbt: bool = False, env: dict | None = None
+    ) -> dict[str, str]:
         """Several `dags test` runs in one process (tests/dags_test_many.py): {date: final state}."""
         result = subprocess.run(
-            [sys.executable, str(REPO_ROOT / "tests" / "dags_test_many.py"), *dates, *args],
+            [
+                sys.executable,
+                str(REPO_ROOT / "tests" / "dags_test_many.py"),
+                *dates,
+                "--",
+                *_test_args(conf, skip_dbt),
+            ],
             env={**self.env, **(env or {})},
             capture_output=True,
             text=True,
@@ -204,7 +222,7 @@ class DbtCli:
 
     def run(self, *args: str) -> subprocess.CompletedProcess:
         return subprocess.run(
-            [str(REPO_ROOT / ".venv-dbt" / "bin" / "dbt"), *args, "--target-path", str(self.target_path)],
+            [str(DBT_BIN / "dbt"), *args, "--target-path", str(self.target_path)],
             cwd=REPO_ROOT / "dbt_project",
             env=self.env,
             capture_output=True,
@@ -216,17 +234,7 @@ class DbtCli:
 
 @pytest.fixture
 def dbt(warehouse_uri: str, tmp_path: Path) -> DbtCli:
-    uri = urllib.parse.urlsplit(warehouse_uri)
-    env = {
-        **os.environ,
-        "DBT_PROFILES_DIR": str(REPO_ROOT / "dbt_project"),
-        "DBT_HOST": uri.hostname,
-        "DBT_PORT": str(uri.port),
-        "DBT_USER": uri.username,
-        "DBT_PASSWORD": uri.password,
-        "DBT_DBNAME": uri.path.lstrip("/"),
-    }
-    return DbtCli(env, tmp_path / "dbt-target")
+    return DbtCli({**os.environ, **dbt_env(warehouse_uri)}, tmp_path / "dbt-target")
 
 
 def relation_rows(conn: psycopg.Connection, relation: str) -> list[tuple]:

@@ -20,6 +20,10 @@ def api_users(logical_date: str, total: int = DEFAULT_USERS_PER_RUN, edge_cases:
     ]
 
 
+# The columns of `users` that user_rows gives, in its order: compare with users_in(warehouse, ROW).
+ROW = "user_id::text, firstname, lastname, email, username, country"
+
+
 def user_rows(logical_date: str, total: int = DEFAULT_USERS_PER_RUN, edge_cases: bool = False) -> list[tuple]:
     """(user_id, firstname, lastname, email, username, country) of each user, sorted by user_id."""
     return sorted(

@@ -9,11 +9,9 @@ from __future__ import annotations
 import pytest
 
 from tests.conftest import users_in
-from tests.integration.expected import assert_succeeded, user_rows
+from tests.integration.expected import ROW, assert_succeeded, user_rows
 
 pytestmark = pytest.mark.e2e
-
-ROW = "user_id::text, firstname, lastname, email, username, country"
 
 
 def test_a_run_loads_exactly_the_api_users_and_reruns_change_nothing(airflow, warehouse):

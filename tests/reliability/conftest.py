@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import io
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import psycopg
 import pytest
@@ -11,8 +11,15 @@ import pytest
 from include.user_processing.load import load_users_csv
 from include.user_processing.settings import SQL_DIR
 from include.user_processing.transform import write_users_csv
-from tests.integration.expected import api_users
-from tests.reliability.invariants import assert_no_duplicate_user_ids, warehouse_state
+from tests.conftest import users_in
+from tests.integration.expected import ROW, api_users, user_rows
+from tests.reliability.invariants import (
+    assert_no_duplicate_user_ids,
+    assert_secrets_nowhere,
+    login_secrets,
+    run_folders,
+    warehouse_state,
+)
 
 # Production waits minutes between retries; the faults here need the same logic, only sooner.
 FAST_RETRIES = {
@@ -25,15 +32,31 @@ USERS = 30  # per run: enough for every quirk, small enough to keep the suite qu
 
 
 @pytest.fixture
-def run(airflow) -> Callable:
-    """`airflow dags test` of one date with fast retries; dbt skipped unless asked for."""
+def run(airflow, warehouse: psycopg.Connection) -> Iterator[Callable]:
+    """`airflow dags test` of one date with fast retries; dbt skipped unless asked for.
+
+    After the test, whatever the fault: invariant 4 for every run it made (no salt or hash of the
+    users the API served that date in the warehouse, XCom, staging files, task logs or output).
+    """
+    runs = []
 
     def run_dag(logical_date: str, skip_dbt: bool = True, env: dict | None = None, users: int = USERS):
-        return airflow.dags_test(
+        result = airflow.dags_test(
             logical_date, conf={"users": users}, skip_dbt=skip_dbt, env={**FAST_RETRIES, **(env or {})}
         )
+        runs.append((logical_date, users, result))
+        return result
 
-    return run_dag
+    yield run_dag
+    for logical_date, users, result in runs:
+        salts_and_hashes, _ = login_secrets(api_users(logical_date, users))
+        assert_secrets_nowhere(
+            salts_and_hashes,
+            warehouse=warehouse,
+            metadata_uri=airflow.metadata_uri,
+            folders=run_folders(airflow.home, logical_date),
+            outputs=[result],
+        )
 
 
 @pytest.fixture
@@ -44,6 +67,12 @@ def baseline(warehouse: psycopg.Connection) -> dict:
     write_users_csv([api_users(BASELINE_DATE, USERS)], text)
     load_users_csv(warehouse, io.BytesIO(text.getvalue().encode()))
     return warehouse_state(warehouse)
+
+
+def assert_baseline_and_users_of(warehouse: psycopg.Connection, logical_date: str) -> None:
+    """Invariant 3: `users` holds the baseline plus that date's users, as after clean runs."""
+    expected = sorted(user_rows(BASELINE_DATE, USERS) + user_rows(logical_date, USERS))
+    assert users_in(warehouse, ROW) == expected
 
 
 @pytest.fixture

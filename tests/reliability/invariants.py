@@ -10,12 +10,13 @@
 from __future__ import annotations
 
 import subprocess
+from datetime import datetime
 from pathlib import Path
 
 import psycopg
 from psycopg import sql
 
-from tests.integration.expected import api_users
+from include.user_processing.staging import run_folder
 
 TIMESTAMP_COLUMNS = ("loaded_at",)
 
@@ -55,19 +56,21 @@ def assert_no_duplicate_user_ids(conn: psycopg.Connection) -> None:
     assert total == distinct, f"{total - distinct} duplicate user_id(s) in users"
 
 
-def api_secrets(logical_date: str, total: int, edge_cases: bool = False) -> set[str]:
-    """Strings that must never leave the extract: salts, hashes and, when distinctive, the passwords.
+def login_secrets(users: list[dict]) -> tuple[set[str], set[str]]:
+    """(salts and hashes, passwords) of API users: strings that must never leave the extract.
 
-    Default passwords are common words ("talk", "testing") that may appear in any log by chance, so
-    they are only searched for when the stand-in's edge-case mode makes each one unique.
+    Default passwords are common words ("talk", "testing") that may appear in any log by chance:
+    search for them as text only when the stand-in's edge-case mode makes each one unique.
     """
-    found = set()
-    for user in api_users(logical_date, total, edge_cases):
-        login = user["login"]
-        found |= {login["salt"], login["md5"], login["sha1"], login["sha256"]}
-        if edge_cases:
-            found.add(login["password"])
-    return found
+    logins = [user["login"] for user in users]
+    salts_and_hashes = {login[key] for login in logins for key in ("salt", "md5", "sha1", "sha256")}
+    return salts_and_hashes, {login["password"] for login in logins}
+
+
+def run_folders(airflow_home: Path, logical_date: str) -> list[Path]:
+    """The staging folder and the task log folders of the runs for one logical date."""
+    staging = run_folder(airflow_home / "staging", "user_processing", datetime.fromisoformat(logical_date))
+    return [staging, *(airflow_home / "logs" / "dag_id=user_processing").glob(f"run_id=*{logical_date}*")]
 
 
 def assert_secrets_nowhere(
@@ -75,14 +78,14 @@ def assert_secrets_nowhere(
     *,
     warehouse: psycopg.Connection,
     metadata_uri: str,
-    airflow_home: Path,
+    folders: list[Path],
     outputs: list[subprocess.CompletedProcess],
     passwords: set[str] = frozenset(),
 ) -> None:
     """Invariant 4: search the database, staging files, XCom, task log files and the runs' output."""
     places = {"run output": "\n".join(result.stdout + result.stderr for result in outputs)}
-    for folder in ("staging", "logs"):
-        for path in sorted((airflow_home / folder).rglob("*")):
+    for folder in folders:
+        for path in sorted(folder.rglob("*")):
             if path.is_file():
                 places[str(path)] = path.read_text(encoding="utf-8", errors="replace")
     with psycopg.connect(metadata_uri) as metadata:

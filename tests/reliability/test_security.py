@@ -10,9 +10,9 @@ import urllib.parse
 import pytest
 
 from scripts.local_env import REPO_ROOT
-from tests.integration.expected import api_users
+from tests.integration.expected import api_users, assert_succeeded
 from tests.reliability.conftest import USERS
-from tests.reliability.invariants import api_secrets, assert_secrets_nowhere
+from tests.reliability.invariants import assert_secrets_nowhere, login_secrets
 
 # A value that only points at where the real secret comes from, or says to fill it in.
 # ${VAR:?error} and {template} are references; in ${VAR:-default} the default is a literal.
@@ -90,15 +90,15 @@ def test_a_debug_level_run_leaks_no_password(airflow, warehouse, warehouse_uri, 
     result = airflow.dags_test(
         "2025-01-01", conf={"users": USERS}, env={"AIRFLOW__LOGGING__LOGGING_LEVEL": "DEBUG"}
     )
-    assert result.returncode == 0, result.stdout[-4000:]
+    assert_succeeded(result)
     assert "[debug" in result.stdout  # the run really logged at DEBUG level
 
-    api_passwords = {user["login"]["password"] for user in api_users("2025-01-01", USERS, edge_cases=True)}
+    salts_and_hashes, api_passwords = login_secrets(api_users("2025-01-01", USERS, edge_cases=True))
     assert_secrets_nowhere(
-        api_secrets("2025-01-01", USERS, edge_cases=True),
+        salts_and_hashes | api_passwords,  # distinctive passwords here: searched for as text too
         warehouse=warehouse,
         metadata_uri=airflow.metadata_uri,
-        airflow_home=airflow.home,
+        folders=[airflow.home / "staging", airflow.home / "logs"],
         outputs=[result],
         passwords=api_passwords,
     )
