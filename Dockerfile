@@ -7,15 +7,18 @@ FROM apache/airflow:3.3.2-python3.11
 # The lock files `make install` reads. To add a package: requirements/airflow.in, `make lock`, rebuild.
 COPY --chown=airflow:0 requirements/airflow.txt requirements/dbt.txt /requirements/
 
-# Every package of the lock at its pinned version, on top of the image's own Airflow (the lock pins the
-# same apache-airflow 3.3.2). uv ships with the official image; compiled bytecode keeps DAG parsing and
-# CLI start-up fast.
-RUN uv pip install --no-cache --compile-bytecode -r /requirements/airflow.txt
+# Every package of the lock at its pinned version, on top of the image's own Airflow and providers (the
+# lock pins the same apache-airflow 3.3.2). uv ships with the official image; compiled bytecode keeps DAG
+# parsing and CLI start-up fast. `uv pip check` fails the build when the lock and a package the image
+# already had disagree, instead of leaving a broken import for the first task to find.
+RUN uv pip install --no-cache --compile-bytecode -r /requirements/airflow.txt \
+    && uv pip check
 
 # dbt in its own virtualenv, so its pins never fight Airflow's, at <project root>/.venv-dbt as in a
 # local checkout: Cosmos runs /opt/airflow/.venv-dbt/bin/dbt.
 RUN uv venv --python "$(command -v python)" /opt/airflow/.venv-dbt \
-    && uv pip sync --no-cache --compile-bytecode --python /opt/airflow/.venv-dbt/bin/python /requirements/dbt.txt
+    && uv pip sync --no-cache --compile-bytecode --python /opt/airflow/.venv-dbt/bin/python /requirements/dbt.txt \
+    && uv pip check --python /opt/airflow/.venv-dbt/bin/python
 
 # DAGs import the project's own code (`import include...`) from the project root, as they do locally.
 ENV PYTHONPATH=/opt/airflow

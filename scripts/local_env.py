@@ -3,8 +3,6 @@
 - ``ThrowawayPostgres``: a private PostgreSQL cluster from the locally installed server binaries,
   listening on a free 127.0.0.1 port, deleted when stopped.
 - ``StandInUserApi``: the bundled randomuser.me stand-in (include/standin_user_api) as a process.
-- ``ThrowawayRedis``: a private Redis server (the Celery broker of the compose stack, see
-  scripts/compose_stack.py), on a free 127.0.0.1 port, without persistence, deleted when stopped.
 - ``local_airflow``: both of the above plus a migrated Airflow home, with two databases as in the
   Docker stack: `airflow` (Airflow's metadata) and `warehouse` (where the users land).
 """
@@ -20,7 +18,6 @@ import socket
 import subprocess
 import sys
 import tempfile
-import time
 import urllib.parse
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -78,10 +75,10 @@ def _apt_get_install_postgres() -> None:
     if not conf.exists():
         conf.parent.mkdir(parents=True, exist_ok=True)
         conf.write_text("create_main_cluster = false\n")
-    _apt_get_install("postgresql")
+    apt_get_install("postgresql")
 
 
-def _apt_get_install(package: str) -> None:
+def apt_get_install(package: str) -> None:
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
     subprocess.run(["apt-get", "update", "-q"], check=True, env=env)
     install = ["apt-get", "install", "-y", "-q", "--no-install-recommends", package]
@@ -349,89 +346,3 @@ def local_airflow(*user_api_args: str) -> Iterator[LocalAirflow]:
             yield local
     finally:
         shutil.rmtree(airflow_home, ignore_errors=True)
-
-
-REDIS_INSTALL_HINT = """redis-server was not found. Install it, or point REDIS_SERVER at the binary:
-  Debian/Ubuntu:  sudo apt-get install -y redis-server
-  Fedora/RHEL:    sudo dnf install -y redis
-  macOS:          brew install redis
-Nothing is started from it but a private, throwaway server; no system service is needed."""
-
-
-class RedisNotInstalled(RuntimeError):
-    pass
-
-
-def find_redis_server(install: bool = True) -> Path:
-    """The redis-server binary; on Debian/Ubuntu as root, apt-get installs it."""
-    candidates = [os.environ.get("REDIS_SERVER", ""), shutil.which("redis-server") or ""]
-    candidates += [f"{folder}/redis-server" for folder in ("/usr/bin", "/usr/sbin", "/usr/local/bin")]
-    candidates += ["/opt/homebrew/bin/redis-server"]
-    for candidate in filter(None, candidates):
-        if os.access(candidate, os.X_OK):
-            return Path(candidate)
-    if install and os.geteuid() == 0 and shutil.which("apt-get"):
-        print("redis-server missing: installing it with apt-get (root, Debian/Ubuntu) ...", flush=True)
-        _apt_get_install("redis-server")
-        return find_redis_server(install=False)
-    raise RedisNotInstalled(REDIS_INSTALL_HINT)
-
-
-class ThrowawayRedis:
-    """A private Redis server: started on a free 127.0.0.1 port, no persistence, removed by stop()."""
-
-    def __init__(self, parent: Path = LOCAL_DIR) -> None:
-        self.server = find_redis_server()
-        parent.mkdir(parents=True, exist_ok=True)
-        self.folder = Path(tempfile.mkdtemp(prefix="redis-", dir=parent))
-        self.port = 0
-        self.process: subprocess.Popen | None = None
-
-    def start(self) -> ThrowawayRedis:
-        for _attempt in range(5):  # another process may grab the free port before we do
-            self.port = free_port()
-            self.process = subprocess.Popen(
-                [
-                    str(self.server),
-                    *("--bind", "127.0.0.1", "--port", str(self.port), "--protected-mode", "yes"),
-                    *("--save", "", "--appendonly", "no", "--dir", str(self.folder)),
-                    *("--logfile", str(self.folder / "server.log"), "--daemonize", "no"),
-                ],
-                cwd=self.folder,
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-            for _wait in range(100):
-                if self.ping():
-                    return self
-                if self.process.poll() is not None:
-                    break
-                time.sleep(0.1)
-            self._terminate()
-        log = self.folder / "server.log"
-        details = log.read_text()[-2000:] if log.exists() else ""
-        self.stop()
-        raise RuntimeError(f"redis-server did not start:\n{details}")
-
-    def ping(self) -> bool:
-        try:
-            with socket.create_connection(("127.0.0.1", self.port), timeout=1) as sock:
-                sock.sendall(b"PING\r\n")
-                return sock.recv(16).startswith(b"+PONG")
-        except OSError:
-            return False
-
-    def _terminate(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-
-    def stop(self) -> None:
-        self._terminate()
-        shutil.rmtree(self.folder, ignore_errors=True)

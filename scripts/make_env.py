@@ -79,14 +79,28 @@ def write_env(output: Path, template: Path, settings: Mapping[str, str] | None =
     return True
 
 
+# What the containers write into the checkout (docker-compose.yaml's bind mounts); nothing else.
+WRITABLE_FOLDERS = ("logs", "config", "plugins", "dbt_project/target")
+
+
+def make_writable_folders(project: Path) -> None:
+    """Create the folders the containers write to, owned by the containers' user: yours, or when you
+    are root the image's (50000, group 0), so that airflow-init has nothing of yours to chown."""
+    for name in WRITABLE_FOLDERS:
+        folder = project / name
+        if folder.exists():
+            continue
+        folder.mkdir(parents=True)
+        if hasattr(os, "getuid") and os.getuid() == 0:
+            os.chown(folder, IMAGE_UID, 0)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python3 -m scripts.make_env", description=__doc__.splitlines()[0])
     parser.add_argument("--output", type=Path, default=REPO_ROOT / ".env")
     parser.add_argument("--template", type=Path, default=REPO_ROOT / ".env.example")
     args = parser.parse_args(argv)
-    # The folders docker compose bind-mounts: created now, so they belong to you, not to root.
-    for folder in ("logs", "config", "plugins"):
-        (args.output.parent / folder).mkdir(exist_ok=True)
+    make_writable_folders(args.output.parent)
     if not write_env(args.output, args.template):
         print(
             f"{args.output} exists: left unchanged. To start over with new secrets: "

@@ -15,8 +15,8 @@ from tests.reliability.conftest import USERS
 from tests.reliability.invariants import assert_secrets_nowhere, login_secrets
 
 # A value that only points at where the real secret comes from, or says to fill it in.
-# ${VAR:?error} and {template} are references; in ${VAR:-default} the default is a literal.
-PLACEHOLDER = re.compile(r"^(\$\{.*|\{.*|\?.*|<[^>]*>|CHANGE_?ME\w*|\*+|)$", re.IGNORECASE)
+# ${VAR:?error}, $(command) and {template} are references; in ${VAR:-default} the default is a literal.
+PLACEHOLDER = re.compile(r"^(\$\{.*|\$\(.*|\{.*|\?.*|<[^>]*>|CHANGE_?ME\w*|\*+|)$", re.IGNORECASE)
 SECRET_NAME = r"(?i:password|passwd|secret|fernet_key|token|api_key)\w*[\"']?\s*[:=]\s*"
 # In Python, only a quoted string is a literal (password=password is code); elsewhere any value is.
 PYTHON_SECRET = re.compile(SECRET_NAME + r"(?P<quote>[\"'])(?P<value>[^\"']*)(?P=quote)")

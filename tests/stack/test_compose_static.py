@@ -2,7 +2,8 @@
 
 The official 3.3.2 compose file (official-docker-compose-3.3.2.yaml, beside this file) is the
 reference: every service, healthcheck, dependency and setting of it must still be there, changed only
-where ALLOWED_CHANGES says why.
+where ALLOWED_CHANGES says why. Rendered values come from Docker Compose itself (`docker compose
+config`, tests/stack/compose.py). tests/docker/ runs the same files on a real engine.
 """
 
 from __future__ import annotations
@@ -19,20 +20,20 @@ from cryptography.fernet import Fernet
 
 from include.user_processing.settings import USERS_ASSET
 from scripts import make_env
-from scripts.compose_stack import (
+from scripts.local_env import REPO_ROOT
+from tests.stack.compose import (
     COMPOSE_FILE,
     DOCKERFILE,
     IMAGE_PROJECT_ROOT,
-    InterpolationError,
+    SECRETS_BY_SERVICE,
+    ComposeConfigError,
     dependencies,
-    dockerfile_env,
-    load_compose,
-    parse_volume,
     raw_compose,
     read_env_file,
+    render,
+    secrets_in,
     variables_referenced,
 )
-from scripts.local_env import REPO_ROOT
 
 OFFICIAL = raw_compose(Path(__file__).parent / "official-docker-compose-3.3.2.yaml")
 OURS = raw_compose(COMPOSE_FILE)
@@ -48,6 +49,25 @@ ALLOWED_CHANGES = {
     ("postgres", "POSTGRES_PASSWORD"): "metadata DB password from .env",
     ("airflow-init", "_AIRFLOW_WWW_USER_PASSWORD"): "admin password from .env",
 }
+# Official keys the template drops, and why.
+REMOVED = {
+    ("x-airflow-common", "env_file"): "each service gets only the variables it needs, not all of .env",
+}
+# Lines of airflow-init's official script the template replaces, and why: the official script chowns
+# everything under /opt/airflow, the project's own mounted files included.
+REPLACED_INIT_LINES = {
+    'echo "Change ownership of files in /opt/airflow to ${AIRFLOW_UID:-50000}:0"',
+    'chown -R "${AIRFLOW_UID:-50000}:0" /opt/airflow/',
+    'echo "Change ownership of files in shared volumes to ${AIRFLOW_UID:-50000}:0"',
+    'chown -v -R "${AIRFLOW_UID:-50000}:0" /opt/airflow/{logs,dags,plugins,config}',
+}
+# Healthchecks that start the airflow or celery CLI (5-6 s here) get a longer timeout than the official
+# 10 s, which they exceed while the stack starts on a 2-core machine.
+SLOW_HEALTHCHECKS = dict.fromkeys(
+    ["airflow-scheduler", "airflow-dag-processor", "airflow-worker", "airflow-triggerer"], "30s"
+)
+# Where the template publishes the official ports: on PUBLISH_ADDRESS (default 127.0.0.1), not on all.
+PUBLISH_PREFIX = "${PUBLISH_ADDRESS:-127.0.0.1}:"
 SECRET_NAME = re.compile(r"PASSWORD|SECRET|FERNET|TOKEN|PRIVATE_KEY")
 REQUIRED_VARIABLE = re.compile(r"^\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*):\?[^}]*\}$")
 
@@ -62,17 +82,22 @@ def airflow_services(compose: dict) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def generated_env(tmp_path_factory) -> dict[str, str]:
+def generated_env_file(tmp_path_factory) -> Path:
     """A .env as `make env` writes it."""
     env_file = tmp_path_factory.mktemp("env") / ".env"
     assert make_env.write_env(env_file, ENV_EXAMPLE)
-    return read_env_file(env_file)
+    return env_file
 
 
 @pytest.fixture(scope="module")
-def rendered(generated_env) -> dict:
-    """docker-compose.yaml as `docker compose config` would render it with that .env."""
-    return load_compose({**generated_env, "AIRFLOW_PROJ_DIR": str(REPO_ROOT)})
+def generated_env(generated_env_file) -> dict[str, str]:
+    return read_env_file(generated_env_file)
+
+
+@pytest.fixture(scope="module")
+def rendered(generated_env_file) -> dict:
+    """docker-compose.yaml as `docker compose config` renders it with that .env (every profile on)."""
+    return render(generated_env_file)
 
 
 # --- The official stack, unchanged except where the template needs it ------------------------------
@@ -96,10 +121,16 @@ def test_the_official_airflow_services_are_exactly_the_ones_that_use_the_shared_
 def test_every_official_service_keeps_its_command_healthcheck_and_dependencies(name):
     official, ours = OFFICIAL["services"][name], OURS["services"].get(name)
     assert ours is not None, f"service {name} is missing"
-    for key in ("command", "entrypoint", "healthcheck", "restart", "profiles", "ports", "expose", "user"):
+    for key in ("command", "entrypoint", "restart", "profiles", "expose", "user"):
         if key == "command" and name == "airflow-init":
-            continue  # its script gains one step: test_airflow_init_keeps_the_official_script
+            continue  # its script changes: test_airflow_init_keeps_the_official_script
         assert ours.get(key) == official.get(key), f"{name}: {key} differs from the official file"
+    healthcheck = dict(official.get("healthcheck") or {})
+    if name in SLOW_HEALTHCHECKS:
+        healthcheck["timeout"] = SLOW_HEALTHCHECKS[name]
+    assert ours.get("healthcheck", {}) == healthcheck, f"{name}: healthcheck differs from the official file"
+    # The same ports, published on PUBLISH_ADDRESS only.
+    assert ours.get("ports", []) == [PUBLISH_PREFIX + port for port in official.get("ports", [])]
     ours_dependencies = dependencies(ours)
     for dependency, condition in dependencies(official).items():
         assert ours_dependencies.get(dependency) == condition, f"{name} -> {dependency}"
@@ -123,11 +154,54 @@ def test_every_official_setting_is_kept_or_its_change_is_allowed(name):
             assert ours["environment"].get(key) == value, f"{name}: {key} changed without a reason"
 
 
+def test_every_official_shared_key_is_kept_unless_its_removal_is_allowed():
+    official, ours = OFFICIAL["x-airflow-common"], OURS["x-airflow-common"]
+    for key in official:
+        if ("x-airflow-common", key) in REMOVED:
+            assert all(key not in service for service in OURS["services"].values()), key
+        else:
+            assert key in ours, f"x-airflow-common: {key} is missing"
+
+
 def test_airflow_init_keeps_the_official_script():
-    official_lines = OFFICIAL["services"]["airflow-init"]["command"][1].splitlines()
+    # Bare `echo` lines only print blank lines: the order of everything else is what must hold.
+    official_lines = [
+        line
+        for line in OFFICIAL["services"]["airflow-init"]["command"][1].splitlines()
+        if line.strip() != "echo"
+    ]
+    kept = [line for line in official_lines if line.strip() not in REPLACED_INIT_LINES]
+    assert len(kept) == len(official_lines) - len(REPLACED_INIT_LINES)
     ours = iter(OURS["services"]["airflow-init"]["command"][1].splitlines())
-    missing = [line for line in official_lines if not any(line == mine for mine in ours)]
+    missing = [line for line in kept if not any(line == mine for mine in ours)]
     assert not missing, f"lines of the official script missing or out of order: {missing}"
+
+
+def test_airflow_init_stops_at_the_first_failure_and_a_failed_dbt_parse_says_so():
+    script = OURS["services"]["airflow-init"]["command"][1]
+    assert script.splitlines()[1] == "set -eo pipefail"  # after its template comment
+    parse = script[script.index("dbt parse") :]
+    assert re.match(r"[^\n]*\n(?:.*\\\n)*.*; then\n.*ERROR!!!: dbt parse failed.*\n.*\n\s*exit 1\n", parse)
+
+
+def test_airflow_init_changes_owner_only_where_the_containers_write():
+    """Never the project's own files (dags/, include/, dbt_project/): the folders make env creates."""
+    script = OURS["services"]["airflow-init"]["command"][1]
+    chowns = [
+        line.strip()
+        for line in script.splitlines()
+        if "chown" in line and not line.strip().startswith("echo")
+    ]
+    assert chowns == [
+        "find /opt/airflow/{logs,plugins,config} /opt/airflow/dbt_project/target"
+        ' \\! -user "${AIRFLOW_UID:-50000}" -exec chown -v "${AIRFLOW_UID:-50000}:0" {} +'
+    ]
+    assert set(make_env.WRITABLE_FOLDERS) == {"logs", "plugins", "config", "dbt_project/target"}
+    # dbt runs as the containers' user, and writes its log into target/, not into dbt_project/logs.
+    assert re.search(
+        r'setpriv --reuid="\$\{AIRFLOW_UID:-50000\}" --regid=0 --clear-groups \\\n\s*\S+/dbt parse', script
+    )
+    assert "--log-path /opt/airflow/dbt_project/target" in script
 
 
 def test_every_official_volume_and_the_template_volumes_are_declared():
@@ -149,7 +223,7 @@ def test_every_airflow_service_uses_the_project_image_and_the_common_settings(na
     common, service = OURS["x-airflow-common"], OURS["services"][name]
     assert service["image"] == AIRFLOW_IMAGE
     assert service["build"] == "."
-    assert service["env_file"] == common["env_file"]
+    assert "env_file" not in service  # no service gets the whole .env
     for key, value in common["environment"].items():
         if name == "airflow-init" and key == "_PIP_ADDITIONAL_REQUIREMENTS":
             continue  # the official init clears it
@@ -173,8 +247,8 @@ def test_the_execution_api_url_and_the_jwt_secret_are_shared_by_every_airflow_se
     rendered, generated_env
 ):
     apiserver = rendered["services"]["airflow-apiserver"]
-    assert apiserver["command"] == "api-server"
-    container_port = int(apiserver["ports"][0].rsplit(":", 1)[-1])
+    assert apiserver["command"] == ["api-server"]
+    container_port = apiserver["ports"][0]["target"]
     for name in airflow_services(rendered):
         env = rendered["services"][name]["environment"]
         assert env["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"] == (
@@ -195,12 +269,11 @@ def test_the_connections_staging_and_settings_of_the_template(rendered, generate
     assert env["AIRFLOW_VAR_USER_PROCESSING_STAGING_URL"] == f"file://{IMAGE_PROJECT_ROOT}/staging"
     assert env["AIRFLOW__CORE__LOAD_EXAMPLES"] == "false"
     assert env["AIRFLOW__COSMOS__ENABLE_TELEMETRY"] == "False"
-    mounts = {
-        parse_volume(spec)[1]: parse_volume(spec)[0] for spec in rendered["x-airflow-common"]["volumes"]
-    }
+    mounts = {mount["target"]: mount for mount in rendered["services"]["airflow-worker"]["volumes"]}
     for folder in ("dags", "include", "dbt_project"):
-        assert mounts[f"{IMAGE_PROJECT_ROOT}/{folder}"] == f"{REPO_ROOT}/{folder}"
-    assert mounts[f"{IMAGE_PROJECT_ROOT}/staging"] == "staging"  # a named volume: one for every worker
+        assert mounts[f"{IMAGE_PROJECT_ROOT}/{folder}"]["source"] == f"{REPO_ROOT}/{folder}"
+    staging = mounts[f"{IMAGE_PROJECT_ROOT}/staging"]  # a named volume: one for every worker
+    assert (staging["type"], staging["source"]) == ("volume", "staging")
 
 
 def test_the_warehouse_is_its_own_database_published_on_localhost_only(rendered, generated_env):
@@ -211,7 +284,9 @@ def test_the_warehouse_is_its_own_database_published_on_localhost_only(rendered,
         "POSTGRES_PASSWORD": generated_env["WAREHOUSE_PASSWORD"],
         "POSTGRES_DB": "warehouse",
     }
-    assert warehouse["ports"] == ["127.0.0.1:5433:5432"]
+    assert [(p["host_ip"], p["published"], p["target"]) for p in warehouse["ports"]] == [
+        ("127.0.0.1", "5433", 5432)
+    ]
     assert warehouse["healthcheck"]["test"][:2] == ["CMD", "pg_isready"]
     assert "ports" not in rendered["services"]["postgres"]  # Airflow's own database stays private
     assert dependencies(rendered["services"]["airflow-worker"])["warehouse"] == "service_healthy"
@@ -255,8 +330,51 @@ def test_every_secret_variable_is_required_and_has_no_default():
 
 
 def test_without_make_env_compose_stops_and_says_what_to_run():
-    with pytest.raises(InterpolationError, match="run make env"):
-        load_compose(read_env_file(ENV_EXAMPLE))
+    with pytest.raises(ComposeConfigError, match="run make env"):
+        render(ENV_EXAMPLE)
+
+
+def test_each_service_is_given_only_the_secrets_it_needs(rendered, generated_env):
+    generated = {name: generated_env[name] for name in set(make_env.GENERATED) - {"AIRFLOW_UID"}}
+    given = {
+        name: secrets_in(service.get("environment") or {}, generated)
+        for name, service in rendered["services"].items()
+    }
+    assert given == {name: set(needed) for name, needed in SECRETS_BY_SERVICE.items()}
+
+
+def test_every_published_port_binds_localhost_unless_publish_address_opens_it(
+    rendered, tmp_path, generated_env_file
+):
+    published = [(name, p) for name, s in rendered["services"].items() for p in s.get("ports", [])]
+    assert {(name, p["target"]) for name, p in published} == {
+        ("airflow-apiserver", 8080),
+        ("flower", 5555),
+        ("warehouse", 5432),
+    }
+    assert {p["host_ip"] for _, p in published} == {"127.0.0.1"}
+    opened = tmp_path / ".env"
+    opened.write_text(
+        generated_env_file.read_text().replace("PUBLISH_ADDRESS=127.0.0.1", "PUBLISH_ADDRESS=0.0.0.0")
+    )
+    ports = render(opened)["services"]["airflow-apiserver"]["ports"]
+    assert [p["host_ip"] for p in ports] == ["0.0.0.0"]  # noqa: S104 - what the option is for
+
+
+def test_optional_airflow_settings_reach_the_containers_only_when_set(rendered, tmp_path, generated_env_file):
+    env = rendered["services"]["airflow-worker"]["environment"]
+    optional = {key for key, value in env.items() if value is None}  # listed without a value in the file
+    commented_out = set(re.findall(r"^# ([A-Z_]+__[A-Z_]+)=", ENV_EXAMPLE.read_text(), re.M))
+    documented = commented_out - variables_referenced(COMPOSE_FILE.read_text())  # not ${...} with a default
+    assert optional == documented, "optional settings and .env.example disagree"
+    assert "AIRFLOW__USER_PROCESSING__SENSOR_TIMEOUT" in optional
+    tuned = tmp_path / ".env"
+    tuned.write_text(generated_env_file.read_text() + "AIRFLOW__USER_PROCESSING__SENSOR_TIMEOUT=900\n")
+    rendered_tuned = render(tuned)["services"]
+    assert (
+        rendered_tuned["airflow-dag-processor"]["environment"]["AIRFLOW__USER_PROCESSING__SENSOR_TIMEOUT"]
+        == "900"
+    )
 
 
 # --- .env.example and make env ---------------------------------------------------------------------
@@ -297,7 +415,11 @@ def test_make_env_generates_every_secret_and_never_overwrites(tmp_path):
     assert len(set(passwords)) == 3
     assert env["AIRFLOW_UID"] == str(os.getuid() or make_env.IMAGE_UID)
     assert stat.S_IMODE(env_file.stat().st_mode) == 0o600
-    assert {"logs", "config", "plugins"} <= {p.name for p in tmp_path.iterdir()}
+    for folder in make_env.WRITABLE_FOLDERS:  # what the containers write: theirs (yours, or 50000 as root)
+        info = (tmp_path / folder).stat()
+        assert (info.st_uid, info.st_gid) == (
+            (os.getuid(), os.getgid()) if os.getuid() else (make_env.IMAGE_UID, 0)
+        )
 
     before = env_file.read_text()
     assert "left unchanged" in run_make_env(env_file)
@@ -344,6 +466,8 @@ def test_the_image_installs_the_lock_files_the_local_setup_syncs():
         f"{IMAGE_PROJECT_ROOT}/.venv-dbt" in run and f"{copy['target']}dbt.txt" in run for run in installs
     )
     assert all("--compile-bytecode" in run for run in installs)
+    # Every install is checked for conflicts with what the image already had.
+    assert all("uv pip check" in run for run in installs)
     # Locally: .venv is synced from dev.txt, which pins every runtime package exactly as airflow.txt does;
     # .venv-dbt from dbt.txt, as in the image.
     runtime, dev = (
@@ -354,7 +478,7 @@ def test_the_image_installs_the_lock_files_the_local_setup_syncs():
     makefile = (REPO_ROOT / "Makefile").read_text()
     assert "requirements/dev.txt" in makefile
     assert "requirements/dbt.txt" in makefile
-    assert dockerfile_env()["PYTHONPATH"] == IMAGE_PROJECT_ROOT  # DAGs import include/ from the root
+    assert re.search(rf"^ENV PYTHONPATH={IMAGE_PROJECT_ROOT}$", dockerfile, re.M)  # DAGs import include/
 
 
 def test_the_build_context_holds_the_lock_files_and_no_secrets():

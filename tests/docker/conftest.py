@@ -1,0 +1,178 @@
+"""`make test-docker`: the unmodified docker-compose.yaml and Dockerfile, on a real Docker engine.
+
+One stack per session, in this order: an engine (tests/docker/engine.py), the base images pulled or
+stood in (images.py), a scratch copy of the checkout with its own `make env` (project.py), then
+`docker compose build` and `docker compose up -d --wait`. The tests in test_compose_stack.py then use it
+as a user would, in file order. At the end the stack is taken down with its volumes and a private
+engine is stopped, pass or fail. On a failure, the end of every service's log is shown.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from tests.docker.airflow_api import AirflowApi
+from tests.docker.engine import DockerEngine, EngineNotAvailable
+from tests.docker.images import BaseImage, StandInError, provide
+from tests.docker.project import ComposeError, ComposeProject, remove_leftovers
+from tests.stack.compose import ComposeNotInstalled, compose_command
+
+# What the test writes into the generated .env, as a user would: the stand-in API and its profile,
+# flower too, and the most verbose logs (to prove that even they hold no secret).
+SETTINGS = {
+    "AIRFLOW_CONN_USER_API": "http://user-api:8000",
+    "COMPOSE_PROFILES": "standin,flower",
+    "AIRFLOW__LOGGING__LOGGING_LEVEL": "DEBUG",
+}
+UP_TIMEOUT = 600  # seconds for `up --wait`: first start, migrations, every healthcheck
+PUBLISHED_PORTS = (8080, 5555, 5433)  # api-server, flower, warehouse: the defaults of .env.example
+
+STARTED = time.monotonic()
+REPORT: list[str] = []  # printed at the end of the session: images, versions, timings
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    global CONFIG
+    CONFIG = config
+
+
+CONFIG: pytest.Config | None = None
+
+
+def say(line: str) -> None:
+    """Progress, shown as the run goes (the steps take minutes) and again in the summary."""
+    line = f"{line}  (at {time.monotonic() - STARTED:.0f} s)"
+    REPORT.append(line)
+    capture = CONFIG.pluginmanager.get_plugin("capturemanager") if CONFIG else None
+    if capture is None:
+        print(f"[docker] {line}", flush=True)
+        return
+    with capture.global_and_fixture_disabled():
+        print(f"\n[docker] {line}", flush=True)
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    if REPORT:
+        terminalreporter.section("make test-docker")
+        for line in REPORT:
+            terminalreporter.write_line(line)
+
+
+@pytest.fixture(scope="session")
+def engine() -> Iterator[DockerEngine]:
+    try:
+        compose_command()
+        docker = DockerEngine.start()
+    except (EngineNotAvailable, ComposeNotInstalled) as missing:
+        pytest.fail(str(missing), pytrace=False)
+    try:
+        compose = subprocess.run([*compose_command(), "version"], capture_output=True, text=True, check=False)
+        say(
+            f"engine: {docker.description}; {compose.stdout.strip()} ({' '.join(compose_command())})",
+        )
+        yield docker
+    finally:
+        docker.stop()
+
+
+@pytest.fixture(scope="session")
+def project(engine: DockerEngine) -> Iterator[ComposeProject]:
+    """The scratch checkout after `make env` and the SETTINGS edits; taken down and removed at the end."""
+    busy = [port for port in PUBLISHED_PORTS if _in_use(port)]
+    if busy:
+        pytest.fail(
+            f"ports {busy} on 127.0.0.1 are in use (another stack?): the run publishes the stack's "
+            "default ports. Stop what holds them, e.g. `docker compose down`, and run it again.",
+            pytrace=False,
+        )
+    remove_leftovers(engine)
+    scratch = ComposeProject.copy_of_checkout(engine)
+    try:
+        made = subprocess.run(
+            ["make", "env"], cwd=scratch.folder, capture_output=True, text=True, check=False
+        )
+        assert made.returncode == 0, f"make env failed:\n{made.stdout}{made.stderr}"
+        scratch.set_dotenv(SETTINGS)
+        scratch.owners_before = scratch.owners()
+        yield scratch
+    finally:
+        scratch.remove()
+
+
+@pytest.fixture(scope="session")
+def base_images(engine: DockerEngine, project: ComposeProject) -> list[BaseImage]:
+    names = base_image_names(project)
+    started = time.monotonic()
+    try:
+        images = provide(engine, names, project.folder)
+    except StandInError as error:
+        pytest.fail(str(error), pytrace=False)
+    for image in images:
+        say(f"base image {image.name}: {image.origin}")
+    say(f"base images ready in {time.monotonic() - started:.0f} s")
+    return images
+
+
+def base_image_names(project: ComposeProject) -> list[str]:
+    """The images the Dockerfile builds FROM, and those the compose file runs without building."""
+    names = re.findall(r"^FROM\s+(?:--\S+\s+)?(\S+)", (project.folder / "Dockerfile").read_text(), re.M)
+    config = json.loads(project.compose("--profile", "*", "config", "--format", "json").stdout)
+    for service in config["services"].values():
+        if "build" not in service and service["image"] not in names:
+            names.append(service["image"])
+    return names
+
+
+@pytest.fixture(scope="session")
+def stack(project: ComposeProject, base_images) -> ComposeProject:
+    """`docker compose build`, then `docker compose up -d --wait`: every service healthy."""
+    for step, args, timeout in (
+        ("docker compose build", ("build",), 1800),
+        (
+            "docker compose up -d --wait",
+            ("up", "-d", "--wait", "--wait-timeout", str(UP_TIMEOUT)),
+            UP_TIMEOUT + 60,
+        ),
+    ):
+        started = time.monotonic()
+        try:
+            project.compose(*args, timeout=timeout)
+        except (ComposeError, subprocess.TimeoutExpired) as error:
+            pytest.fail(f"{step} failed: {error}\n{project.logs(60)}", pytrace=False)
+        say(f"{step}: {time.monotonic() - started:.0f} s")
+    return project
+
+
+@pytest.fixture(scope="session")
+def api(stack: ComposeProject) -> AirflowApi:
+    """Logged in at the api-server's published port with the admin that make env generated."""
+    address = stack.compose("port", "airflow-apiserver", "8080").stdout.strip()
+    env = stack.dotenv()
+    return AirflowApi(f"http://{address}").login(
+        env["_AIRFLOW_WWW_USER_USERNAME"], env["_AIRFLOW_WWW_USER_PASSWORD"]
+    )
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
+    """On a failed test, show the end of every service's log under the failure."""
+    outcome = yield
+    report = outcome.get_result()
+    project = getattr(item, "funcargs", {}).get("stack")
+    if report.when == "call" and report.failed and isinstance(project, ComposeProject):
+        try:
+            report.sections.append(("docker compose logs (last lines of each service)", project.logs()))
+        except (ComposeError, subprocess.SubprocessError, OSError) as error:
+            report.sections.append(("docker compose logs", f"could not be read: {error}"))
+
+
+def _in_use(port: int) -> bool:
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) == 0
