@@ -2,7 +2,7 @@
 #   make demo    run the pipeline end to end without Docker, print the loaded users, clean up
 #   make shell   a shell with a throwaway local Airflow + PostgreSQL + stand-in API (exit removes them)
 #   make test    lint + the whole test suite (real PostgreSQL, real Airflow, real HTTP)
-#   make test-docker  docker-compose.yaml on a real Docker engine, end to end (~10 min)
+#   make test-docker  docker-compose.yaml on a real Docker engine, end to end (11-15 min)
 #   make bench   the pipeline vs naive baselines at 10k/100k/1M users -> docs/benchmarks.* (~15 min)
 #   make lock    re-resolve requirements/*.in into the pinned requirements/*.txt
 #   make env     write .env for docker compose with generated secrets (never overwrites it; every

@@ -69,7 +69,7 @@ def pytest_terminal_summary(terminalreporter) -> None:
 def engine() -> Iterator[DockerEngine]:
     try:
         compose_command()
-        docker = DockerEngine.start()
+        docker = DockerEngine.start(say)
     except (EngineNotAvailable, ComposeNotInstalled) as missing:
         pytest.fail(str(missing), pytrace=False)
     try:
@@ -111,7 +111,7 @@ def base_images(engine: DockerEngine, project: ComposeProject) -> list[BaseImage
     names = base_image_names(project)
     started = time.monotonic()
     try:
-        images = provide(engine, names, project.folder)
+        images = provide(engine, names, project.folder, say)
     except StandInError as error:
         pytest.fail(str(error), pytrace=False)
     for image in images:

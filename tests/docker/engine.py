@@ -14,6 +14,7 @@ import shutil
 import signal
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -48,18 +49,18 @@ class DockerEngine:
     _stopped: bool = field(default=False, repr=False)
 
     @classmethod
-    def start(cls) -> DockerEngine:
+    def start(cls, say: Callable[[str], None] = print) -> DockerEngine:
         env = dict(os.environ)
         if shutil.which("docker") and _answers(env):
             return cls(env, f"your Docker engine: {_versions(env)}")
         if os.geteuid() != 0 or not shutil.which("apt-get"):
             raise EngineNotAvailable(INSTALL_HINT)
-        return cls._start_private()
+        return cls._start_private(say)
 
     @classmethod
-    def _start_private(cls) -> DockerEngine:
+    def _start_private(cls, say: Callable[[str], None]) -> DockerEngine:
         if not (shutil.which("dockerd") and shutil.which("docker")):
-            print("Docker is not installed: installing docker.io with apt-get (root, Debian/Ubuntu) ...")
+            say("no Docker engine answers and none is installed: installing docker.io with apt-get ...")
             apt_get_install("docker.io")
         env = {**os.environ, "DOCKER_HOST": f"unix://{RUN_DIR}/docker.sock"}
         _stop_leftover_dockerd()

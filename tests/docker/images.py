@@ -15,6 +15,7 @@ import re
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,12 +41,14 @@ class BaseImage:
     origin: str  # pulled | present | stand-in built | stand-in cached
 
 
-def provide(engine: DockerEngine, names: list[str], project_dir: Path) -> list[BaseImage]:
+def provide(
+    engine: DockerEngine, names: list[str], project_dir: Path, say: Callable[[str], None] = print
+) -> list[BaseImage]:
     """Make every image in `names` available to the engine: pulled, or a stand-in."""
-    return [_provide(engine, name, project_dir) for name in names]
+    return [_provide(engine, name, project_dir, say) for name in names]
 
 
-def _provide(engine: DockerEngine, name: str, project_dir: Path) -> BaseImage:
+def _provide(engine: DockerEngine, name: str, project_dir: Path, say: Callable[[str], None]) -> BaseImage:
     if engine.docker("pull", "--quiet", name, check=False).returncode == 0:
         return BaseImage(name, "pulled")
     existing = _label(engine, name)
@@ -56,9 +59,10 @@ def _provide(engine: DockerEngine, name: str, project_dir: Path) -> BaseImage:
         raise StandInError(f"{name} cannot be pulled, and there is no stand-in recipe for it in {RECIPES}")
     context, build_args = _stand_in_context(STANDIN_FOR[repository], tag, project_dir)
     try:
-        digest = _recipe_hash(context, build_args, _image_id(engine, ensure_debian_base(engine)))
+        digest = _recipe_hash(context, build_args, _image_id(engine, ensure_debian_base(engine, say)))
         if existing == digest:
             return BaseImage(name, "stand-in, cached")
+        say(f"{name} cannot be pulled: building its stand-in from {RECIPES / STANDIN_FOR[repository]} ...")
         arguments = [f"--build-arg={key}={value}" for key, value in build_args.items()]
         result = engine.docker(
             "build", f"--label={LABEL}={digest}", *arguments, "--tag", name, str(context), check=False
@@ -110,10 +114,11 @@ def _image_id(engine: DockerEngine, name: str) -> str:
     return engine.docker("image", "inspect", "--format", "{{.Id}}", name).stdout.strip()
 
 
-def ensure_debian_base(engine: DockerEngine) -> str:
+def ensure_debian_base(engine: DockerEngine, say: Callable[[str], None]) -> str:
     """The stand-ins' Debian 12 base image: from debootstrap and Debian's archive, built once."""
     if _label(engine, DEBIAN_BASE) is not None:
         return DEBIAN_BASE
+    say(f"building {DEBIAN_BASE} with debootstrap from {debian_mirror()} ...")
     if os.geteuid() != 0:
         raise StandInError(
             "no registry answers, and building stand-in images needs debootstrap as root. Either make "

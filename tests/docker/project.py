@@ -73,15 +73,7 @@ class ComposeProject:
         self, *args: str, check: bool = True, timeout: float | None = None
     ) -> subprocess.CompletedProcess:
         """`docker compose ARGS` in the checkout; ComposeError with its output when it fails and check."""
-        result = subprocess.run(
-            [*compose_command(), *args],
-            cwd=self.folder,
-            env=self.env,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
-        )
+        result = self._run([*compose_command(), *args], timeout)
         if check and result.returncode != 0:
             raise ComposeError(
                 f"docker compose {shlex.join(args)} failed ({result.returncode}):\n"
@@ -101,14 +93,12 @@ class ComposeProject:
             binary = shlex.quote(compose[0])
             route = f'if [ "$1" = compose ]; then shift; {binary} "$@"; else command docker "$@"; fi'
             prelude = f"docker() {{ {route}; }}\n"
+        return self._run(["bash", "-c", prelude + command], timeout)
+
+    def _run(self, argv: list[str], timeout: float | None) -> subprocess.CompletedProcess:
+        """argv in the checkout, with the project's environment; output captured, never raises on exit."""
         return subprocess.run(
-            ["bash", "-c", prelude + command],
-            cwd=self.folder,
-            env=self.env,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
+            argv, cwd=self.folder, env=self.env, capture_output=True, text=True, timeout=timeout, check=False
         )
 
     def containers(self) -> list[dict]:
