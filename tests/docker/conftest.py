@@ -85,6 +85,9 @@ def engine() -> Iterator[DockerEngine]:
 @pytest.fixture(scope="session")
 def project(engine: DockerEngine) -> Iterator[ComposeProject]:
     """The scratch checkout after `make env` and the SETTINGS edits; taken down and removed at the end."""
+    # First: a run killed before its teardown leaves containers that the engine restarts
+    # (`restart: always`), holding the very ports this run publishes.
+    remove_leftovers(engine, say)
     busy = [port for port in PUBLISHED_PORTS if _in_use(port)]
     if busy:
         pytest.fail(
@@ -92,7 +95,6 @@ def project(engine: DockerEngine) -> Iterator[ComposeProject]:
             "default ports. Stop what holds them, e.g. `docker compose down`, and run it again.",
             pytrace=False,
         )
-    remove_leftovers(engine)
     scratch = ComposeProject.copy_of_checkout(engine)
     try:
         made = subprocess.run(

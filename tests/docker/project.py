@@ -14,6 +14,7 @@ import shlex
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -159,7 +160,7 @@ class ComposeProject:
             shutil.rmtree(self.folder.parent, ignore_errors=True)
 
 
-def remove_leftovers(engine: DockerEngine) -> None:
+def remove_leftovers(engine: DockerEngine, say: Callable[[str], None]) -> None:
     """Containers, volumes and networks of earlier runs that were killed before they could clean up."""
     label = '{{.Label "com.docker.compose.project"}}'
     for kind, listing, remove in (
@@ -172,7 +173,7 @@ def remove_leftovers(engine: DockerEngine) -> None:
             line.split()[0] for line in lines if len(line.split()) == 2 and line.split()[1].startswith(PREFIX)
         ]
         if stale:
-            print(f"removing {len(stale)} {kind}(s) left by an earlier run")
+            say(f"removing {len(stale)} {kind}(s) left by an earlier run")
             engine.docker(*remove, *stale, check=False)
 
 
