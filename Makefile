@@ -1,12 +1,4 @@
-# Local entry points. Each target installs what it needs (into .venv) before it runs.
-#   make demo    run the pipeline end to end without Docker, print the loaded users, clean up
-#   make shell   a shell with a throwaway local Airflow + PostgreSQL + stand-in API (exit removes them)
-#   make test    lint + the whole test suite (real PostgreSQL, real Airflow, real HTTP)
-#   make test-docker  docker-compose.yaml on a real Docker engine, end to end (11-15 min)
-#   make bench   the pipeline vs naive baselines at 10k/100k/1M users -> docs/benchmarks.* (~15 min)
-#   make lock    re-resolve requirements/*.in into the pinned requirements/*.txt
-#   make env     write .env for docker compose with generated secrets (never overwrites it; every
-#                target above writes it too when it is missing). Then: docker compose up -d
+# Local entry points: `make help` lists them. Each target installs what it needs (into .venv) first.
 
 SHELL := /bin/bash
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
@@ -18,23 +10,27 @@ UV := $(BIN)/uv
 # Resolve once for every platform, for the oldest Python we support.
 LOCK := $(UV) pip compile --quiet --universal --python-version 3.11
 
-.PHONY: install dbt-parse demo shell test lint format lock clean
+.PHONY: help install dbt-parse demo shell test test-fast lint format lock clean
+
+help: ## this list
+	@grep -hE '^[a-z][a-z.-]*( [a-z.-]+)*:.*## ' $(MAKEFILE_LIST) | sed -E 's/^([^:]*):.*## /\1\t/' \
+		| awk -F'\t' '{split($$1, names, " "); printf "  make %-12s %s\n", names[1], $$2}'
 
 # Cosmos renders the dbt tasks from this manifest, so parsing the DAG never has to run dbt.
 DBT_MANIFEST := dbt_project/target/manifest.json
 DBT_SOURCES := $(wildcard dbt_project/*.yml dbt_project/models/*/*.sql dbt_project/models/*/*.yml dbt_project/tests/*.sql)
 
-install: $(VENV)/.synced $(DBT_VENV)/.synced $(DBT_MANIFEST)
+install: $(VENV)/.synced $(DBT_VENV)/.synced $(DBT_MANIFEST) ## .venv, .venv-dbt and the dbt manifest, from the lock files
 
 # docker compose reads .env: secrets generated on this machine, written once and never overwritten.
 .PHONY: env
 install: | .env
-env .env:
+env .env: ## write .env for docker compose with generated secrets (never overwrites it)
 	$(PYTHON) -m scripts.make_env
 
 # The lock file is the single source of truth: re-sync whenever it changes.
 $(VENV)/.synced: requirements/dev.txt
-	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is required, found " + sys.version.split()[0] + ": set PYTHON=/path/to/python3.11")'
+	@$(PYTHON) scripts/check_python.py
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@test -x $(UV) || $(BIN)/python -m pip install --quiet "$$(grep -E '^uv==' requirements/dev.txt)"
 	$(UV) pip sync --quiet --python $(BIN)/python --compile-bytecode requirements/dev.txt
@@ -49,40 +45,44 @@ $(DBT_MANIFEST): $(DBT_VENV)/.synced $(DBT_SOURCES)
 	cd dbt_project && DBT_PROFILES_DIR=. ../$(DBT_VENV)/bin/dbt parse --quiet
 	@touch $@
 
-dbt-parse: $(DBT_MANIFEST)
+dbt-parse: $(DBT_MANIFEST) ## rebuild the dbt manifest after changing models
 
-demo: install
+demo: install ## the pipeline end to end without Docker; prints the loaded users, cleans up
 	$(BIN)/python -m scripts.demo
 
-shell: install
+shell: install ## a shell with a throwaway Airflow + PostgreSQL + stand-in API (exit removes them)
 	$(BIN)/python -m scripts.shell
 
 # Not part of `make test`: minutes long, and its numbers are for reading, not asserting.
 .PHONY: bench
-bench: install
+bench: install ## the pipeline vs naive baselines -> docs/benchmarks.* (about 15 min)
 	$(BIN)/python -m bench.run
 
-test: lint
+test: lint ## lint + the whole suite but Docker: real PostgreSQL, Airflow, dbt and HTTP
 	$(BIN)/python -m pytest -m "not docker"
+
+# Everything that needs no server: unit, DAG integrity, static checks of the compose file.
+test-fast: lint ## lint + the tests that start no server (under a minute)
+	$(BIN)/python -m pytest -m "not e2e and not bench and not docker"
 
 # The unmodified docker-compose.yaml and Dockerfile on a real Docker engine (yours, or, as root on
 # Debian/Ubuntu, a private dockerd it installs and starts): tests/docker/. .ci/run runs it after make test.
 .PHONY: test-docker
-test-docker: install
+test-docker: install ## docker-compose.yaml on a real Docker engine, end to end (7-15 min)
 	$(BIN)/python -m pytest -m docker --durations=0 tests/docker
 
-lint: install
-	$(BIN)/ruff check .
-	$(BIN)/ruff format --check .
+# The hooks of .pre-commit-config.yaml: ruff, sqlfluff on the dbt SQL, detect-secrets.
+lint: install ## ruff, sqlfluff and detect-secrets on every tracked file
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/pre-commit run --all-files
 
-format: install
+format: install ## fix what ruff can fix, format the Python
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-lock: install
+lock: install ## re-resolve requirements/*.in into the pinned requirements/*.txt
 	$(LOCK) requirements/airflow.in -o requirements/airflow.txt
 	$(LOCK) requirements/dev.in -o requirements/dev.txt
 	$(LOCK) requirements/dbt.in -o requirements/dbt.txt
 
-clean:
+clean: ## remove local state and caches
 	rm -rf .local .pytest_cache .ruff_cache

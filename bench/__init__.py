@@ -1,4 +1,4 @@
-"""`make bench`: the pipeline's own code, timed side by side with naive baselines (issue #6).
+"""`make bench`: the pipeline's own code, timed side by side with naive baselines.
 
 Run it with `make bench` (or `.venv/bin/python -m bench.run --help`). It writes docs/benchmarks.md,
 docs/benchmarks.json and docs/benchmarks.png. Modules, in the order the run uses them:

@@ -1,4 +1,4 @@
-"""Airflow's own cost next to the pipeline's (issue #6, item 5).
+"""Airflow's own cost next to the pipeline's.
 
 - Parse time of each file in dags/, next to a trivial one-task DAG (bench/dags/noop_dag.py) parsed
   the same way, in fresh processes, median of PARSE_RUNS. Two ways, both reported:

@@ -18,12 +18,12 @@ from concurrent.futures import ProcessPoolExecutor
 from datetime import datetime
 from pathlib import Path
 
-from include.standin_user_api import generate_page
 from include.user_processing import staging
 from include.user_processing.extract import seed_for
 from include.user_processing.settings import MAX_USERS_PER_PAGE
 from include.user_processing.user_api import page_sizes, strip_secrets, validate_user
 from scripts.local_env import LOCAL_DIR
+from scripts.standin_user_api import generate_page
 
 BENCH_DIR = LOCAL_DIR / "bench"  # git-ignored, like all of .local/
 # The seed the DAG uses for logical date 2024-01-01, so the extract benchmark fetches these users.

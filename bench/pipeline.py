@@ -1,4 +1,4 @@
-"""The pipeline's own steps at each N, side by side with their baselines (issue #6, items 1 to 4).
+"""The pipeline's own steps at each N, side by side with their baselines.
 
 - process: project vs the naive json_normalize + to_csv, on the same cached pages.
 - store: project vs `psql \\copy` of the same CSV into an empty plain table (no primary key), on a

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from include.user_processing.settings import DEFAULT_USERS_PER_RUN, MAX_USERS_PER_PAGE
 
-# Targets from issue #6.
+# The speed targets the template holds itself to.
 PROCESS_TARGET = 4.0  # x the json_normalize baseline, at N >= PROCESS_TARGET_FROM
 PROCESS_TARGET_FROM = 100_000
 STORE_TARGET = 0.5  # x psql \copy into an empty plain table
@@ -400,7 +400,7 @@ def _task_seconds(task: dict) -> str:
 
 METHOD = """## How it is measured
 
-- **Input**: `include/standin_user_api` users for the seed the DAG uses on 2024-01-01, validated and
+- **Input**: `scripts/standin_user_api` users for the seed the DAG uses on 2024-01-01, validated and
   stripped of secrets and written exactly as extract_user writes them (the extract benchmark checks
   this byte for byte); generated once into `.local/bench/` and reused.
 - **Fresh processes**: each step (`bench/steps.py`) runs in a new interpreter, imports first, then
@@ -412,8 +412,8 @@ METHOD = """## How it is measured
 - **Noise**: the machine may be shared, so every time has its min-max spread over the repeats,
   and project and baseline alternate. Runs differ more than the spreads suggest (the naive baseline
   at 1M runs once; at 10k a load takes 50 ms, of which starting psql is a good part): run
-  `make bench` twice before trusting a difference of less than a fifth. The README's Performance
-  section gives the range over three runs on the machine above.
+  `make bench` twice before trusting a difference of less than a fifth. docs/performance.md gives
+  the range over three runs on the machine above.
 - **Not timed**: interpreter start and imports, and the first ObjectStoragePath read of a process
   (it loads Airflow's plugins: {warm_up} here, once per task whatever N).
 """

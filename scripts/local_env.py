@@ -2,7 +2,7 @@
 
 - ``ThrowawayPostgres``: a private PostgreSQL cluster from the locally installed server binaries,
   listening on a free 127.0.0.1 port, deleted when stopped.
-- ``StandInUserApi``: the bundled randomuser.me stand-in (include/standin_user_api) as a process.
+- ``StandInUserApi``: the bundled randomuser.me stand-in (scripts/standin_user_api) as a process.
 - ``local_airflow``: both of the above plus a migrated Airflow home, with two databases as in the
   Docker stack: `airflow` (Airflow's metadata) and `warehouse` (where the users land).
 """
@@ -245,7 +245,7 @@ class StandInUserApi:
 
     def start(self) -> StandInUserApi:
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "include.standin_user_api", "--port", "0", *self.extra_args],
+            [sys.executable, "-m", "scripts.standin_user_api", "--port", "0", *self.extra_args],
             cwd=REPO_ROOT,
             stdout=subprocess.PIPE,
             stderr=self.stderr,

@@ -8,7 +8,7 @@ same batch rewrites nothing: rows whose values did not change are skipped, `load
 
 Why not one INSERT ... ON CONFLICT DO UPDATE: it inserts row by row speculatively (check, insert,
 confirm); at a million new users the whole load is about 1.6x faster this way (measured in
-docs/benchmarks.md, README "Performance"). The UPDATE +
+docs/benchmarks.md, docs/performance.md). The UPDATE +
 INSERT pair is just as correct here because every load holds the advisory lock below, so no other
 load can insert the same user between the two statements (a writer that skips the lock makes the
 INSERT fail on the primary key: the load rolls back whole and the task retries).

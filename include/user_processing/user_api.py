@@ -1,6 +1,6 @@
 """Talking to a randomuser.me-style user API: availability check, paging, retries and validation.
 
-The real API has served every kind of bad answer (see README, "Guarantees"): 5xx pages from its CDN,
+The real API has served every kind of bad answer (see docs/guarantees.md): 5xx pages from its CDN,
 429 without Retry-After, and, during outages, HTTP 200 with an empty `results` list. So a page is
 only accepted once its body has been parsed and every user checked; anything else raises one of:
 

@@ -11,7 +11,11 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from scripts.local_env import REPO_ROOT
+
+pytestmark = pytest.mark.bench
 
 USERS = 5000  # one API page
 

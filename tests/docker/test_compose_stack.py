@@ -13,11 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from include.standin_user_api import generate_page
 from include.user_processing.extract import seed_for
 from include.user_processing.settings import DEFAULT_USERS_PER_RUN
 from include.user_processing.user_api import page_sizes
 from scripts.make_env import GENERATED
+from scripts.standin_user_api import generate_page
 from tests.docker.airflow_api import AirflowApi
 from tests.docker.conftest import say
 from tests.docker.project import ComposeProject

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from include.standin_user_api import generate_page
 from include.user_processing.extract import seed_for
 from include.user_processing.settings import DEFAULT_USERS_PER_RUN
 from include.user_processing.user_api import page_sizes
+from scripts.standin_user_api import generate_page
 
 
 def api_users(logical_date: str, total: int = DEFAULT_USERS_PER_RUN, edge_cases: bool = False) -> list[dict]:

@@ -1,4 +1,4 @@
-"""The five invariants every fault case is checked against (see README, "Guarantees").
+"""The five invariants every fault case is checked against (see docs/guarantees.md).
 
 1. No duplicate `user_id` in `users`.
 2. No partial batch is ever visible: a failed run leaves `users` and the dbt models as they were.

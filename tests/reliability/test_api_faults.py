@@ -9,8 +9,8 @@ import time
 
 import pytest
 
-from include.standin_user_api import generate_page, make_server
 from include.user_processing.user_api import RequestRetries, fetch_users_page, request_timeout
+from scripts.standin_user_api import generate_page, make_server
 from tests.conftest import users_in
 from tests.integration.expected import ROW, api_users, assert_succeeded, user_rows
 from tests.reliability.conftest import USERS, assert_baseline_and_users_of

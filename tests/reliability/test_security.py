@@ -10,6 +10,7 @@ import urllib.parse
 import pytest
 
 from scripts.local_env import REPO_ROOT
+from tests.checkout import tracked_files
 from tests.integration.expected import api_users, assert_succeeded
 from tests.reliability.conftest import USERS
 from tests.reliability.invariants import assert_secrets_nowhere, login_secrets
@@ -17,7 +18,8 @@ from tests.reliability.invariants import assert_secrets_nowhere, login_secrets
 # A value that only points at where the real secret comes from, or says to fill it in.
 # ${VAR:?error}, $(command) and {template} are references; in ${VAR:-default} the default is a literal.
 PLACEHOLDER = re.compile(r"^(\$\{.*|\$\(.*|\{.*|\?.*|<[^>]*>|CHANGE_?ME\w*|\*+|)$", re.IGNORECASE)
-SECRET_NAME = r"(?i:password|passwd|secret|fernet_key|token|api_key)\w*[\"']?\s*[:=]\s*"
+# `name = value` or `name: value`, not `==` (a comparison, or a pin such as detect-secrets==1.5.0).
+SECRET_NAME = r"(?i:password|passwd|secret|fernet_key|token|api_key)\w*[\"']?\s*[:=](?!=)\s*"
 # In Python, only a quoted string is a literal (password=password is code); elsewhere any value is.
 PYTHON_SECRET = re.compile(SECRET_NAME + r"(?P<quote>[\"'])(?P<value>[^\"']*)(?P=quote)")
 CONFIG_SECRET = re.compile(SECRET_NAME + r"[\"']?(?P<value>[^\s\"',}#]*)")
@@ -39,17 +41,6 @@ def secret_literals(name: str, line: str) -> list[str]:
         match.group("value").removeprefix("-") for pattern in patterns for match in pattern.finditer(line)
     ]
     return [value for value in values if not (PLACEHOLDER.match(value) or THROWAWAY.search(value))]
-
-
-def tracked_files() -> list[str]:
-    listing = subprocess.run(
-        ["git", "ls-files", "--cached", "--others", "--exclude-standard"],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    return [name for name in listing.stdout.splitlines() if (REPO_ROOT / name).is_file()]
 
 
 def test_env_file_is_git_ignored():
@@ -81,6 +72,7 @@ def test_the_scanner_finds_what_it_is_for():
         "airflow_jwt_secret"
     ]
     assert secret_literals("x.yaml", "JWT_SECRET: ${JWT_SECRET:?run make env}") == []
+    assert secret_literals("dev.txt", "detect-secrets==1.5.0") == []
 
 
 @pytest.mark.e2e

@@ -237,10 +237,14 @@ def test_the_stand_in_api_runs_from_the_project_image_only_in_its_profile():
     service = OURS["services"]["user-api"]
     assert service["image"] == AIRFLOW_IMAGE
     assert service["profiles"] == ["standin"]
-    assert service["entrypoint"] == ["python", "-m", "include.standin_user_api"]
+    assert service["entrypoint"] == ["python", "-m", "scripts.standin_user_api"]
     assert service["command"] == ["--host", "0.0.0.0", "--port", "8000"]  # noqa: S104 - inside its container
     assert service["expose"] == [8000]
     assert service["healthcheck"]["test"][:2] == ["CMD", "curl"]
+    # Local tooling, mounted alone: the pipeline's include/ is not part of it.
+    assert service["volumes"] == [
+        "${AIRFLOW_PROJ_DIR:-.}/scripts/standin_user_api:/opt/airflow/scripts/standin_user_api:ro"
+    ]
 
 
 def test_the_execution_api_url_and_the_jwt_secret_are_shared_by_every_airflow_service(
@@ -432,7 +436,7 @@ def test_make_env_generates_every_secret_and_never_overwrites(tmp_path):
 
 def test_make_env_is_wired_into_the_makefile_and_env_is_git_ignored():
     makefile = (REPO_ROOT / "Makefile").read_text()
-    assert re.search(r"^env \.env:\n\t.*-m scripts\.make_env$", makefile, re.M)
+    assert re.search(r"^env \.env:.*\n\t.*-m scripts\.make_env$", makefile, re.M)
     assert re.search(r"^install: \| \.env$", makefile, re.M)  # the first target a user runs writes it too
     ignored = subprocess.run(["git", "check-ignore", "-q", ".env"], cwd=REPO_ROOT, check=False)
     assert ignored.returncode == 0, ".env is not git-ignored"

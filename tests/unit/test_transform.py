@@ -11,7 +11,6 @@ import uuid
 
 import pytest
 
-from include.standin_user_api import generate_page
 from include.user_processing.transform import (
     CSV_COLUMNS,
     CsvUser,
@@ -21,6 +20,7 @@ from include.user_processing.transform import (
     write_run_csv,
     write_users_csv,
 )
+from scripts.standin_user_api import generate_page
 from tests.conftest import FIXTURES
 
 HEADER = (

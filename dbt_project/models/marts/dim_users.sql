@@ -28,5 +28,7 @@ select
 from {{ ref('stg_users') }}
 
 {% if is_incremental() %}
-where loaded_at >= (select coalesce(max(loaded_at), '-infinity') from {{ this }})
+    where loaded_at >= (
+        select coalesce(max(already_loaded.loaded_at), '-infinity') from {{ this }} as already_loaded
+    )
 {% endif %}

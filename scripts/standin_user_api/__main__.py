@@ -1,4 +1,4 @@
-"""Command line: python -m include.standin_user_api [--host H] [--port P] [--edge-cases] [--fault SPEC]...
+"""Command line: python -m scripts.standin_user_api [--host H] [--port P] [--edge-cases] [--fault SPEC]...
 
 Prints one line, "listening on http://HOST:PORT", then serves until SIGTERM or Ctrl-C (exit 0).
 """
@@ -9,7 +9,7 @@ import argparse
 import signal
 import sys
 
-from include.standin_user_api.server import make_server, parse_fault_option
+from scripts.standin_user_api.server import make_server, parse_fault_option
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -42,7 +42,7 @@ def _fault(text: str) -> dict:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m include.standin_user_api",
+        prog="python -m scripts.standin_user_api",
         description="Stand-in for the randomuser.me API 1.4. Routes and fault modes: see server.py.",
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to bind; 0.0.0.0 inside a container")

@@ -1,6 +1,6 @@
 """HTTP stand-in for the randomuser.me API 1.4, with fault injection for tests.
 
-    python -m include.standin_user_api --host 127.0.0.1 --port 8000 [--edge-cases] [--fault SPEC]...
+    python -m scripts.standin_user_api --host 127.0.0.1 --port 8000 [--edge-cases] [--fault SPEC]...
 
 Routes
     GET /                   what this is (plain text)
@@ -23,7 +23,8 @@ Differences from the real API, on purpose
     - `age` counts up to 2022-05-23 (generator.AGE_REFERENCE_DATE), not today: a page stays
       byte-identical forever.
     - User i of a page depends only on (seed, page, i, nat): a smaller `results` gives a prefix of a
-      larger one, and inc/exc only hide fields (the real API reshuffles later users, issue #155).
+      larger one, and inc/exc only hide fields (the real API reshuffles later users:
+      randomuser.me issue #155).
     - The same seed gives other people than the real API (a different generator), and no
       rate limit applies unless injected.
 
@@ -72,7 +73,7 @@ from http.client import responses
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
-from include.standin_user_api.generator import generate_page
+from scripts.standin_user_api.generator import generate_page
 
 API_PATHS = frozenset({"/api", "/api/", "/api/1.4", "/api/1.4/"})
 CONTROL_PREFIX = "/__standin__/"
@@ -91,7 +92,7 @@ ABOUT = (
     "Stand-in for the randomuser.me API 1.4: a test double of this template, not randomuser.me.\n"
     "Users:   /api/1.4/?results=5&seed=demo\n"
     "Control: /__standin__/faults, /__standin__/edge-cases, /__standin__/requests\n"
-    "Reference: include/standin_user_api/server.py\n"
+    "Reference: scripts/standin_user_api/server.py\n"
 )
 # Bodies the real service has answered with (randomuser.me issues #159, #184, #232, #240).
 OUTAGE_BODY = {"results": [], "info": {"seed": "d3adb33f", "results": 1, "page": 1, "version": "1.4"}}

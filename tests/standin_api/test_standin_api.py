@@ -20,10 +20,10 @@ from pathlib import Path
 
 import pytest
 
-from include.standin_user_api import generate_page, make_server
-from include.standin_user_api.data import EDGE_CASE_ROWS
-from include.standin_user_api.generator import AGE_REFERENCE_DATE, email_address
-from include.standin_user_api.server import parse_fault_option
+from scripts.standin_user_api import generate_page, make_server
+from scripts.standin_user_api.data import EDGE_CASE_ROWS
+from scripts.standin_user_api.generator import AGE_REFERENCE_DATE, email_address
+from scripts.standin_user_api.server import parse_fault_option
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 FIXTURE = REPO_ROOT / "tests/fixtures/randomuser/v1.4_single_BR_codeacademyuz.json"
@@ -93,7 +93,7 @@ def start_cli():
     def start(*args: str, hash_seed: str = "0") -> tuple[subprocess.Popen, str]:
         # A fixed command. (S603 is off in pyproject.toml, not in every lint run: hence RUF100.)
         process = subprocess.Popen(  # noqa: S603, RUF100
-            [sys.executable, "-m", "include.standin_user_api", "--port", "0", *args],
+            [sys.executable, "-m", "scripts.standin_user_api", "--port", "0", *args],
             cwd=REPO_ROOT,
             env={**os.environ, "PYTHONHASHSEED": hash_seed},  # str hashes differ between processes
             stdout=subprocess.PIPE,
@@ -679,7 +679,7 @@ def test_cli_flags_start_with_faults_and_edge_cases_and_sigint_exits_cleanly(sta
 
 def test_cli_rejects_a_bad_fault():
     finished = subprocess.run(
-        [sys.executable, "-m", "include.standin_user_api", "--port", "0", "--fault", "bogus"],
+        [sys.executable, "-m", "scripts.standin_user_api", "--port", "0", "--fault", "bogus"],
         cwd=REPO_ROOT,
         capture_output=True,
         text=True,

@@ -18,7 +18,7 @@ import uuid
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 
-from include.standin_user_api.data import (
+from scripts.standin_user_api.data import (
     EDGE_CASE_ROWS,
     NAT_CODES,
     NATIONALITIES,

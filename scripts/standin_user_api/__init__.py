@@ -2,10 +2,10 @@
 
 `generate_page` builds deterministic users shaped like the real API's; `make_server` serves them
 over HTTP with injectable faults (routes, parameters and fault modes: see `server`). Run it with
-`python -m include.standin_user_api --port 8000`.
+`python -m scripts.standin_user_api --port 8000`.
 """
 
-from include.standin_user_api.generator import generate_page
-from include.standin_user_api.server import make_server
+from scripts.standin_user_api.generator import generate_page
+from scripts.standin_user_api.server import make_server
 
 __all__ = ["generate_page", "make_server"]

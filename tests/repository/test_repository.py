@@ -1,0 +1,70 @@
+"""Conventions of the repository itself: make targets documented, lint offline, docs linked, no tracker."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+
+import yaml
+
+from scripts.local_env import REPO_ROOT
+from tests.checkout import tracked_files
+
+# Users of the template have no access to the tracker it was built with. Split so this file stays clean.
+TRACKER_REFERENCE = re.compile(r"(?i)\bissues?\s*" + r"#\d+|/issues/" + r"\d+|\bissue\s+\d+\b")
+# Real API samples: their text is the API's, not ours.
+NOT_OURS = ("tests/fixtures/",)
+# Public trackers of the projects we build on may be cited: a user can open them.
+PUBLIC_TRACKERS = ("github.com/apache/airflow/issues/", "randomuser.me issue")
+
+
+def test_make_help_lists_every_target():
+    makefile = (REPO_ROOT / "Makefile").read_text()
+    phony = {name for line in re.findall(r"^\.PHONY:(.*)$", makefile, re.M) for name in line.split()}
+    listed = subprocess.run(
+        ["make", "--no-print-directory", "help"], cwd=REPO_ROOT, capture_output=True, text=True, check=True
+    ).stdout
+    helped = set(re.findall(r"^\s+make (\S+)", listed, re.M))
+    assert phony, "no .PHONY targets found in the Makefile"
+    assert phony <= helped, f"targets without a `## what it does` line: {sorted(phony - helped)}"
+
+
+def test_lint_hooks_run_the_pinned_tools_offline():
+    config = yaml.safe_load((REPO_ROOT / ".pre-commit-config.yaml").read_text())
+    pinned = (REPO_ROOT / "requirements" / "dev.txt").read_text()
+    for repo in config["repos"]:
+        assert repo["repo"] == "local", f"{repo['repo']}: a remote hook downloads at the first run"
+        for hook in repo["hooks"]:
+            assert hook["language"] == "system", f"{hook['id']}: must use the tool from .venv"
+            package = {"detect-secrets-hook": "detect-secrets"}.get(hook["entry"].split()[0])
+            package = package or hook["entry"].split()[0]
+            assert re.search(rf"^{re.escape(package)}==", pinned, re.M), f"{package} is not pinned"
+
+
+def test_no_code_or_doc_cites_an_issue_tracker():
+    found = []
+    for name in tracked_files():
+        if name.startswith(NOT_OURS):
+            continue
+        text = (REPO_ROOT / name).read_text(encoding="utf-8", errors="ignore")
+        for number, line in enumerate(text.splitlines(), start=1):
+            if TRACKER_REFERENCE.search(line) and not any(public in line for public in PUBLIC_TRACKERS):
+                found.append(f"{name}:{number}: {line.strip()[:120]}")
+    assert not found, "references to an issue tracker:\n" + "\n".join(found)
+
+
+def test_the_tracker_scan_finds_what_it_is_for():
+    assert TRACKER_REFERENCE.search("# Targets from issue " + "#6.")
+    assert TRACKER_REFERENCE.search("see https://github.com/o/r/issues/" + "155")
+    assert not TRACKER_REFERENCE.search("Known Airflow 3.3.2 issue: `airflow dags test` prints")
+
+
+def test_every_relative_link_in_the_docs_points_at_a_file():
+    broken = []
+    for name in tracked_files():
+        if name.endswith(".md") and not name.startswith(NOT_OURS):
+            page = REPO_ROOT / name
+            for target in re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", page.read_text()):
+                if "://" not in target and not (page.parent / target).exists():
+                    broken.append(f"{name}: {target}")
+    assert not broken, "links to files that do not exist:\n" + "\n".join(broken)
