@@ -23,5 +23,6 @@ RUN uv venv --python "$(command -v python)" /opt/airflow/.venv-dbt \
 # DAGs import the project's own code (`import include...`) from the project root, as they do locally.
 ENV PYTHONPATH=/opt/airflow
 
-# The `staging` volume starts with this folder's owner and mode: writable by any AIRFLOW_UID in group 0.
-RUN mkdir -p /opt/airflow/staging && chmod 775 /opt/airflow/staging
+# The `run-folders` volume starts with this folder's owner and mode: writable by any AIRFLOW_UID in
+# group 0.
+RUN mkdir -p /opt/airflow/run-folders && chmod 775 /opt/airflow/run-folders

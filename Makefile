@@ -68,7 +68,7 @@ test-fast: lint ## lint + the tests that start no server (under a minute)
 # The unmodified docker-compose.yaml and Dockerfile on a real Docker engine (yours, or, as root on
 # Debian/Ubuntu, a private dockerd it installs and starts): tests/docker/. .ci/run runs it after make test.
 .PHONY: test-docker
-test-docker: install ## docker-compose.yaml on a real Docker engine, end to end (7-15 min)
+test-docker: install ## docker-compose.yaml on a real Docker engine, end to end (5-15 min)
 	$(BIN)/python -m pytest -m docker --durations=0 tests/docker
 
 # The hooks of .pre-commit-config.yaml: ruff, sqlfluff on the dbt SQL, detect-secrets.

@@ -1,9 +1,9 @@
 """Deterministic input for the benchmarks: what extract_user writes, generated once and cached.
 
 One folder of stand-in pages per generator version, its pages named and placed as in a DAG run's
-staging folder (.local/bench/pages/<seed>-<version>/raw/page-00001.json, ...; no manifest). A
+run folder (.local/bench/pages/<seed>-<version>/raw/page-00001.json, ...; no manifest). A
 benchmark at N users gets a run folder laid out like a DAG run's (raw/ pages plus raw/manifest.json,
-through include/user_processing/staging.py) whose pages link to the cached ones, so 1M users are
+through include/user_processing/run_files.py) whose pages link to the cached ones, so 1M users are
 generated only once.
 """
 
@@ -18,7 +18,8 @@ from concurrent.futures import ProcessPoolExecutor
 from datetime import datetime
 from pathlib import Path
 
-from include.user_processing import staging
+from include.common.run_folder import open_for_atomic_write
+from include.user_processing import run_files
 from include.user_processing.extract import seed_for
 from include.user_processing.settings import MAX_USERS_PER_PAGE
 from include.user_processing.user_api import page_sizes, strip_secrets, validate_user
@@ -47,7 +48,7 @@ def page_cache() -> Path:
 
 
 def cached_page(page: int) -> Path:
-    return staging.page_path(page_cache(), page)
+    return run_files.page_path(page_cache(), page)
 
 
 def page_bytes(page: int) -> bytes:
@@ -62,7 +63,7 @@ def page_bytes(page: int) -> bytes:
 def _write_page(page: int) -> None:
     data = page_bytes(page)
     # Atomically, as extract_user does: a run killed half-way never leaves a truncated page behind.
-    with staging.open_for_atomic_write(cached_page(page)) as file:
+    with open_for_atomic_write(cached_page(page)) as file:
         file.write(data)
 
 
@@ -77,20 +78,20 @@ def ensure_pages(users: int, progress=print) -> None:
 
 
 def run_folder(users: int) -> Path:
-    """A staging run folder holding the first `users` cached users (whole pages only)."""
+    """A run folder holding the first `users` cached users (whole pages only)."""
     if users % MAX_USERS_PER_PAGE:
         raise ValueError(f"benchmark sizes must be whole pages of {MAX_USERS_PER_PAGE}, got {users}")
     ensure_pages(users)
     run = BENCH_DIR / "runs" / f"users={users}"
-    staging.raw_folder(run).mkdir(parents=True, exist_ok=True)
+    run_files.raw_folder(run).mkdir(parents=True, exist_ok=True)
     pages = len(page_sizes(users))
     for page in range(1, pages + 1):
-        link, cached = staging.page_path(run, page), cached_page(page)
+        link, cached = run_files.page_path(run, page), cached_page(page)
         if not link.is_symlink() or link.resolve() != cached.resolve():
             link.unlink(missing_ok=True)
             link.symlink_to(cached)
     manifest = {"seed": SEED, "users": users, "pages": pages}  # what extract_users writes last
-    staging.manifest_path(run).write_text(json.dumps(manifest))
+    run_files.manifest_path(run).write_text(json.dumps(manifest))
     return run
 
 

@@ -21,10 +21,10 @@ import psycopg
 
 from bench import inputs
 from bench.measure import run_step, same_rows, step_env, summarise
-from include.user_processing import staging
+from include.user_processing import run_files
 from include.user_processing.extract import PAGES_IN_FLIGHT
-from include.user_processing.load import CSV_COPY_OPTIONS
-from include.user_processing.transform import CSV_COLUMNS
+from include.user_processing.process import CSV_COLUMNS
+from include.user_processing.store import CSV_COPY_OPTIONS
 from scripts.local_env import REPO_ROOT, StandInUserApi, ThrowawayPostgres
 
 USERS_DDL = (REPO_ROOT / "include" / "sql" / "create_users_table.sql").read_text()
@@ -60,7 +60,9 @@ def bench_process(sizes: list[int], repeats: int, progress: Callable[[str], None
         row = {"users": users, "project": summarise(project), "baseline": summarise(baseline)}
         row["ratio"] = row["project"]["rows_per_second"] / row["baseline"]["rows_per_second"]
         if users <= CHECK_ROWS_UP_TO:
-            row["same_rows_as_baseline"] = same_rows(staging.users_csv_path(run), run / "users-baseline.csv")
+            row["same_rows_as_baseline"] = same_rows(
+                run_files.users_csv_path(run), run / "users-baseline.csv"
+            )
         (run / "users-baseline.csv").unlink(missing_ok=True)
         results.append(row)
     return results
@@ -109,7 +111,7 @@ def bench_store(sizes: list[int], repeats: int, progress: Callable[[str], None])
         rows = []
         for users in sizes:
             run = inputs.run_folder(users)  # its users.csv: written by the process benchmark
-            csv_path = staging.users_csv_path(run)
+            csv_path = run_files.users_csv_path(run)
             project, plain_copy, keyed_copy = [], [], []
             for attempt in range(repeats_for(users, repeats)):
                 progress(f"store N={users:,}: project into an empty users, run {attempt + 1}")
@@ -147,7 +149,7 @@ def bench_store_changed(warehouse: Warehouse, users: int, repeats: int, progress
     original = inputs.run_folder(users)
     changed = inputs.BENCH_DIR / "runs" / f"users={users}-10pct-changed"  # a run folder: users.csv only
     changed.mkdir(parents=True, exist_ok=True)
-    changed_rows = inputs.changed_copy(staging.users_csv_path(original), staging.users_csv_path(changed))
+    changed_rows = inputs.changed_copy(run_files.users_csv_path(original), run_files.users_csv_path(changed))
     runs = []
     for attempt in range(repeats_for(users, repeats)):
         progress(
@@ -228,6 +230,6 @@ def bench_extract(sizes: list[int], repeats: int, progress: Callable[[str], None
 
 def pages_identical(run: Path) -> bool:
     """The extracted pages are byte for byte the cached input the other benchmarks read."""
-    pages = sorted(staging.raw_folder(run).glob("page-*.json"))
-    cached = staging.raw_folder(inputs.page_cache())
+    pages = sorted(run_files.raw_folder(run).glob("page-*.json"))
+    cached = run_files.raw_folder(inputs.page_cache())
     return bool(pages) and all(page.read_bytes() == (cached / page.name).read_bytes() for page in pages)

@@ -190,8 +190,8 @@ def _process_section(results: dict) -> str:
     return "\n".join([
         "## 1. process: JSON pages → users.csv",
         "",
-        "Project: `extract.read_pages_newest_first` + `transform.write_users_csv` into "
-        "`staging.open_for_atomic_write`, exactly as the process_user task calls them. Baseline: load "
+        "Project: `extract.read_pages_newest_first` + `process.write_users_csv` into "
+        "`run_folder.open_for_atomic_write`, exactly as the process_user task calls them. Baseline: load "
         "every page, `pd.json_normalize`, select and rename the same columns, drop duplicate ids, "
         "`to_csv` (the same rows, checked one by one up to 100k, in API order).",
         "",
@@ -226,7 +226,7 @@ def _store_section(results: dict) -> str:
     return "\n".join([
         "## 2. store: users.csv → users",
         "",
-        "Project: `load.load_users_csv` (header check, COPY into a temporary staging table, duplicate "
+        "Project: `store.store_users_csv` (header check, COPY into a temporary table, duplicate "
         "check, UPDATE of changed users, INSERT of new ones, commit), as the store_user task calls it. "
         "Baseline: `psql \\copy` of the same CSV, same COPY options, into an empty plain table shaped "
         "like users without its primary key. For reference only, the last column: the same `\\copy` "

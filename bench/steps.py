@@ -5,13 +5,13 @@ and nothing is warm from an earlier step. Imports, and the first read through Ob
 (which loads Airflow's plugins), happen before the clock starts: a DAG task pays them too, but once,
 whatever N. What each step times:
 
-- ``process``: the process_user task's body, transform.write_run_csv: the project's own
-  extract.read_pages_newest_first and transform.write_users_csv, from the run's page files to
+- ``process``: the process_user task's body, process.write_run_csv: the project's own
+  extract.read_pages_newest_first and process.write_users_csv, from the run's page files to
   users.csv (written atomically).
 - ``process_baseline``: the classic naive pattern: load every page, pd.json_normalize, pick and
   rename the same columns, drop duplicate ids (keep last), to_csv.
-- ``store``: the store_user task's body, load.load_run_csv: opens the run's users.csv (a fraction
-  of a millisecond), then load.load_users_csv over a psycopg connection (COPY into a staging
+- ``store``: the store_user task's body, store.store_run_csv: opens the run's users.csv (a fraction
+  of a millisecond), then store.store_users_csv over a psycopg connection (COPY into a temporary
   table, checks, upsert, commit); the connection is opened before the clock starts.
 - ``extract``: the extract_user task's body: extract.extract_users against the stand-in API over HTTP.
 """
@@ -84,12 +84,13 @@ def warm_up_object_storage() -> float:
 def process(run_dir: str) -> dict:
     from airflow.sdk import ObjectStoragePath
 
-    from include.user_processing import extract, staging, transform  # noqa: F401 - imported untimed
+    from include.common import run_folder  # noqa: F401 - imported untimed
+    from include.user_processing import extract, process, run_files  # noqa: F401
 
     run = ObjectStoragePath(f"file://{Path(run_dir).resolve()}")
     warm_up = warm_up_object_storage()
     with measured() as result:  # the atomic rename of users.csv included
-        result["rows"] = transform.write_run_csv(run)
+        result["rows"] = process.write_run_csv(run)
     return {**result, "object_storage_warm_up_seconds": warm_up}
 
 
@@ -97,14 +98,14 @@ def process_baseline(run_dir: str, out_csv: str) -> dict:
     import airflow.sdk  # noqa: F401 - the same process floor as the project's step: both run in a task
     import pandas as pd
 
-    from include.user_processing import staging
+    from include.user_processing import run_files
 
     run = Path(run_dir)
     with measured() as result:
-        pages = json.loads(staging.manifest_path(run).read_text())["pages"]
+        pages = json.loads(run_files.manifest_path(run).read_text())["pages"]
         users = []
         for page in range(1, pages + 1):
-            with open(staging.page_path(run, page), "rb") as file:
+            with open(run_files.page_path(run, page), "rb") as file:
                 users.extend(json.load(file))
         frame = pd.json_normalize(users)
         frame = frame[list(BASELINE_COLUMNS)].rename(columns=BASELINE_COLUMNS)
@@ -118,14 +119,15 @@ def store(dsn: str, run_dir: str) -> dict:
     import psycopg
     from airflow.sdk import ObjectStoragePath
 
-    from include.user_processing import load, staging  # noqa: F401 - imported untimed
+    from include.common import run_folder  # noqa: F401 - imported untimed
+    from include.user_processing import run_files, store  # noqa: F401
 
     run = ObjectStoragePath(f"file://{Path(run_dir).resolve()}")
     warm_up = warm_up_object_storage()
     with psycopg.connect(dsn) as conn, measured() as result:
-        # Connected before the clock, and closed after it: load_run_csv only enters the connection.
-        loaded = load.load_run_csv(run, lambda: nullcontext(conn))
-    result.update(rows=loaded.staged, inserted=loaded.inserted, updated=loaded.updated)
+        # Connected before the clock, and closed after it: store_run_csv only enters the connection.
+        loaded = store.store_run_csv(run, lambda: nullcontext(conn))
+    result.update(rows=loaded.rows, inserted=loaded.inserted, updated=loaded.updated)
     return {**result, "object_storage_warm_up_seconds": warm_up}
 
 

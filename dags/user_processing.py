@@ -12,10 +12,11 @@ create_table >> is_api_available >> extract_user >> process_user >> store_user >
 - Each logical date fetches its own, reproducible set of users (the API's `seed`); re-running a date
   changes nothing. Param `users` sets how many users a run fetches.
 - `transform_users` runs dbt_project/ (staging and marts models) with one task per model and its tests.
-- Tasks hand files over through the run's staging folder (include/user_processing/staging.py), never
+- Tasks hand files over through the run folder (include/common/run_folder.py), never
   through a worker's local disk; so each task can also be run alone with `airflow tasks test`.
 
-The logic lives in include/user_processing/; this file only wires the tasks together.
+The logic lives in include/user_processing/ (one module per task: extract, process, store,
+dbt_transforms), the pieces every DAG shares in include/common/; this file only wires the tasks.
 """
 
 from __future__ import annotations
@@ -26,16 +27,15 @@ from airflow.providers.http.sensors.http import HttpSensor
 from airflow.sdk import ExceptionRetryPolicy, Param, RetryAction, RetryRule, chain, dag, task
 from cosmos import DbtTaskGroup
 
+from include.common.alerts import FailureAlert
+from include.common.project import SQL_DIR, WAREHOUSE_CONN_ID
 from include.user_processing import dbt_transforms
-from include.user_processing.alerts import FailureAlert
 from include.user_processing.errors import FAIL_FAST_ERRORS
 from include.user_processing.settings import (
     DEFAULT_USERS_PER_RUN,
-    POSTGRES_CONN_ID,
     RETRY_DELAY,
     SENSOR_POKE_INTERVAL,
     SENSOR_TIMEOUT,
-    SQL_DIR,
     TASK_TIMEOUT,
     USER_API_CONN_ID,
     USER_API_ENDPOINT,
@@ -77,7 +77,7 @@ from include.user_processing.user_api import api_is_serving_users
 def user_processing():
     create_table = SQLExecuteQueryOperator(
         task_id="create_table",
-        conn_id=POSTGRES_CONN_ID,
+        conn_id=WAREHOUSE_CONN_ID,
         sql="create_users_table.sql",
     )
 
@@ -95,23 +95,25 @@ def user_processing():
 
     @task
     def extract_user(**context) -> dict:
-        """Fetch this run's users, page by page, into its staging folder (passwords dropped)."""
+        """Fetch this run's users, page by page, into its run folder (passwords dropped)."""
         from airflow.providers.http.hooks.http import HttpHook
 
-        from include.user_processing import extract, staging
+        from include.common import run_folder
+        from include.user_processing import extract
 
         hook = HttpHook(method="GET", http_conn_id=USER_API_CONN_ID)
-        seed = extract.seed_for(context["dag"].dag_id, staging.logical_date_of(context))
+        seed = extract.seed_for(context["dag"].dag_id, run_folder.logical_date_of(context))
         return extract.extract_users(
-            hook, staging.folder_for(context), seed=seed, total_users=context["params"]["users"]
+            hook, run_folder.folder_for(context), seed=seed, total_users=context["params"]["users"]
         )
 
     @task
     def process_user(**context) -> dict:
         """Turn the extracted pages into users.csv."""
-        from include.user_processing import staging, transform
+        from include.common import run_folder
+        from include.user_processing import process
 
-        return {"rows": transform.write_run_csv(staging.folder_for(context))}
+        return {"rows": process.write_run_csv(run_folder.folder_for(context))}
 
     @task(outlets=[USERS_ASSET])
     def store_user(**context) -> dict:
@@ -120,10 +122,11 @@ def user_processing():
 
         from airflow.providers.postgres.hooks.postgres import PostgresHook
 
-        from include.user_processing import load, staging
+        from include.common import run_folder
+        from include.user_processing import store
 
-        run = staging.folder_for(context)
-        return asdict(load.load_run_csv(run, PostgresHook(postgres_conn_id=POSTGRES_CONN_ID).get_conn))
+        run = run_folder.folder_for(context)
+        return asdict(store.store_run_csv(run, PostgresHook(postgres_conn_id=WAREHOUSE_CONN_ID).get_conn))
 
     transform_users = DbtTaskGroup(
         group_id="transform_users",

@@ -118,6 +118,10 @@ def user_api(_user_api_server: StandInUserApi) -> Iterator[UserApi]:
     api.reset()
 
 
+# The DAG the helpers below run unless told another: each takes dag_id=.
+DAG_ID = "user_processing"
+
+
 def _test_args(conf: dict | None, skip_dbt: bool) -> list[str]:
     """Options of `airflow dags test`; skip_dbt marks the dbt tasks successful unrun."""
     args = ["--conf", json.dumps(conf)] if conf else []
@@ -148,20 +152,31 @@ class AirflowCli:
         )
 
     def dags_test(
-        self, logical_date: str, conf: dict | None = None, skip_dbt: bool = False, **kwargs
+        self,
+        logical_date: str,
+        conf: dict | None = None,
+        skip_dbt: bool = False,
+        dag_id: str = DAG_ID,
+        **kwargs,
     ) -> subprocess.CompletedProcess:
         """`airflow dags test`; skip_dbt marks the dbt tasks successful unrun (for tests about loading)."""
         args = _test_args(conf, skip_dbt)
-        return self.run("dags", "test", "user_processing", logical_date, *args, **kwargs)
+        return self.run("dags", "test", dag_id, logical_date, *args, **kwargs)
 
     def dags_test_many(
-        self, dates: list[str], conf: dict | None = None, skip_dbt: bool = False, env: dict | None = None
+        self,
+        dates: list[str],
+        conf: dict | None = None,
+        skip_dbt: bool = False,
+        env: dict | None = None,
+        dag_id: str = DAG_ID,
     ) -> dict[str, str]:
         """Several `dags test` runs in one process (tests/dags_test_many.py): {date: final state}."""
         result = subprocess.run(
             [
                 sys.executable,
                 str(REPO_ROOT / "tests" / "dags_test_many.py"),
+                dag_id,
                 *dates,
                 "--",
                 *_test_args(conf, skip_dbt),
@@ -175,27 +190,28 @@ class AirflowCli:
         assert result.returncode == 0, result.stderr[-4000:]
         return json.loads(result.stdout.strip().splitlines()[-1])
 
-    def task_states(self, logical_date: str) -> dict[str, str]:
+    def task_states(self, logical_date: str, dag_id: str = DAG_ID) -> dict[str, str]:
         """Final state of every task in the latest run for `logical_date`, from the metadata DB."""
         with psycopg.connect(self.metadata_uri) as conn:
             rows = conn.execute(
                 """
                 SELECT ti.task_id, ti.state FROM task_instance ti
-                WHERE ti.run_id = (SELECT run_id FROM dag_run WHERE dag_id = 'user_processing'
-                                   AND logical_date = %s::timestamptz ORDER BY id DESC LIMIT 1)
+                WHERE ti.dag_id = %s AND ti.run_id = (
+                    SELECT run_id FROM dag_run WHERE dag_id = %s
+                    AND logical_date = %s::timestamptz ORDER BY id DESC LIMIT 1)
                 """,
-                (f"{logical_date}T00:00:00+00:00",),
+                (dag_id, dag_id, f"{logical_date}T00:00:00+00:00"),
             ).fetchall()
         return dict(rows)
 
     def task_state(
-        self, task_id: str, logical_date: str, **kwargs
+        self, task_id: str, logical_date: str, dag_id: str = DAG_ID, **kwargs
     ) -> tuple[str, subprocess.CompletedProcess]:
         """Run `airflow tasks test` and return the task's final state, read from its log.
 
         `airflow tasks test` exits 0 even when the task fails, so its exit code proves nothing.
         """
-        result = self.run("tasks", "test", "user_processing", task_id, logical_date, **kwargs)
+        result = self.run("tasks", "test", dag_id, task_id, logical_date, **kwargs)
         states = re.findall(r"new_state=(\w+)|Marking task as (\w+)", result.stdout + result.stderr)
         final = [state for pair in states for state in pair if state]
         return (final[-1].lower() if final else "unknown"), result

@@ -1,9 +1,9 @@
-"""Run `airflow dags test user_processing DATE` for several dates in ONE process.
+"""Run `airflow dags test DAG_ID DATE` for several dates in ONE process.
 
 The same CLI code path as the command, minus ~8 s of start-up per date: used where a test needs many
 runs (a backfill of 7 days, twice). Prints one JSON line: {"<date>": "success" | "failed", ...}.
 
-    python tests/dags_test_many.py 2024-08-01 2024-08-02 ... [-- extra `airflow dags test` args]
+    python tests/dags_test_many.py user_processing 2024-08-01 2024-08-02 ... [-- `airflow dags test` args]
 """
 
 from __future__ import annotations
@@ -15,11 +15,12 @@ from airflow.cli.cli_parser import get_parser
 
 
 def main(argv: list[str]) -> int:
+    dag_id, argv = argv[0], argv[1:]
     dates, extra = (argv[: argv.index("--")], argv[argv.index("--") + 1 :]) if "--" in argv else (argv, [])
     parser = get_parser()
     outcome = {}
     for date in dates:
-        args = parser.parse_args(["dags", "test", "user_processing", date, *extra])
+        args = parser.parse_args(["dags", "test", dag_id, date, *extra])
         try:
             args.func(args)
             outcome[date] = "success"

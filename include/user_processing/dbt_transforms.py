@@ -21,12 +21,12 @@ from cosmos.constants import (
 )
 from cosmos.profiles import PostgresUserPasswordProfileMapping
 
-from include.user_processing.settings import (
+from include.common.project import (
     DBT_EXECUTABLE,
     DBT_MANIFEST,
     DBT_PROJECT_DIR,
     DBT_SCHEMA,
-    POSTGRES_CONN_ID,
+    WAREHOUSE_CONN_ID,
 )
 
 PROJECT = ProjectConfig(dbt_project_path=DBT_PROJECT_DIR, manifest_path=DBT_MANIFEST)
@@ -35,7 +35,7 @@ PROFILE = ProfileConfig(
     profile_name="user_processing",
     target_name="airflow",
     profile_mapping=PostgresUserPasswordProfileMapping(
-        conn_id=POSTGRES_CONN_ID, profile_args={"schema": DBT_SCHEMA}
+        conn_id=WAREHOUSE_CONN_ID, profile_args={"schema": DBT_SCHEMA}
     ),
 )
 

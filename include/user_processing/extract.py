@@ -1,4 +1,4 @@
-"""Extract: fetch one run's users page by page into the run's staging folder, and read them back.
+"""extract_user: fetch one run's users page by page into its run folder, and read them back.
 
 Pages are written as they arrive, so memory stays flat however many users a run asks for, and the
 manifest is written last: process_user refuses a folder without one, so a crashed or half-finished
@@ -19,7 +19,8 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from include.user_processing import staging
+from include.common import run_folder
+from include.user_processing import run_files
 from include.user_processing.user_api import fetch_users_page, page_sizes, request_timeout
 
 if TYPE_CHECKING:
@@ -51,7 +52,7 @@ def extract_users(
     """Fetch `total_users` users into `run`'s raw folder; returns the manifest."""
     sizes = page_sizes(total_users)
     timeout = request_timeout(hook)
-    staging.remove_folder(staging.raw_folder(run))  # a retry starts from a clean folder
+    run_folder.remove_folder(run_files.raw_folder(run))  # a retry starts from a clean folder
 
     def fetch(page: int, size: int) -> list[dict]:
         # Each request gets its own copy of the hook: HttpHook.run keeps per-call state on the hook.
@@ -64,25 +65,25 @@ def extract_users(
             users = in_flight.popleft().result()  # the first failure, in page order, fails the task
             if page + pages_in_flight <= len(requests):  # keep the window full
                 in_flight.append(pool.submit(fetch, *requests[page + pages_in_flight - 1]))
-            with staging.open_for_atomic_write(staging.page_path(run, page)) as file:
+            with run_folder.open_for_atomic_write(run_files.page_path(run, page)) as file:
                 file.write(json.dumps(users, ensure_ascii=False).encode())
             del users  # do not hold a written page while waiting for the next one
     manifest = {"seed": seed, "users": total_users, "pages": len(sizes)}
-    with staging.open_for_atomic_write(staging.manifest_path(run)) as file:
+    with run_folder.open_for_atomic_write(run_files.manifest_path(run)) as file:
         file.write(json.dumps(manifest).encode())
     return manifest
 
 
 def read_pages_newest_first(run: ObjectStoragePath) -> Iterator[list]:
-    """Yield the extracted pages, last page first (see transform.write_users_csv for why).
+    """Yield the extracted pages, last page first (see process.write_users_csv for why).
 
-    Each page comes as transform.decode_users reads it: one CsvUser record per user, holding only
+    Each page comes as process_fast.decode_users reads it: one CsvUser record per user, holding only
     the fields the CSV is built from (parsing skips the rest: three times faster than json.load).
     """
-    from include.user_processing.transform import decode_users  # pandas: process_user needs it anyway
+    from include.user_processing.process_fast import decode_users  # msgspec: only process_user needs it
 
-    with staging.open_input(staging.manifest_path(run), produced_by="extract_user") as file:
+    with run_folder.open_input(run_files.manifest_path(run), produced_by="extract_user") as file:
         manifest = json.load(file)
     for page in range(manifest["pages"], 0, -1):
-        with staging.open_input(staging.page_path(run, page), produced_by="extract_user") as file:
+        with run_folder.open_input(run_files.page_path(run, page), produced_by="extract_user") as file:
             yield decode_users(file.read())

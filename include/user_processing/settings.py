@@ -1,16 +1,16 @@
-"""Names and limits shared by the DAG, its tasks and the tests: one place to change each."""
+"""user_processing's names and limits, shared by the DAG, its tasks and the tests: one place for each.
+
+What every pipeline shares (paths, the warehouse connection, dbt) is in include/common/project.py.
+"""
 
 from __future__ import annotations
 
-import os
 from datetime import timedelta
-from pathlib import Path
 
 from airflow.sdk import Asset
 from airflow.sdk.configuration import conf
 
-# Airflow connection ids (contract: override them with AIRFLOW_CONN_POSTGRES / AIRFLOW_CONN_USER_API).
-POSTGRES_CONN_ID = "postgres"
+# The user API's Airflow connection (contract: override it with AIRFLOW_CONN_USER_API).
 USER_API_CONN_ID = "user_api"
 
 # Pin the API version: /api/ serves "latest", and the schema changed between versions.
@@ -19,22 +19,10 @@ USER_API_ENDPOINT = "api/1.4/"
 MAX_USERS_PER_PAGE = 5000
 DEFAULT_USERS_PER_RUN = 100
 
-# Where tasks hand files to each other. An Airflow Variable (or AIRFLOW_VAR_USER_PROCESSING_STAGING_URL)
-# overrides it: e.g. s3://aws_default@my-bucket/staging with the amazon provider installed.
-STAGING_URL_VARIABLE = "user_processing_staging_url"
-
-PROJECT_ROOT = Path(__file__).resolve().parents[2]  # the repository; /opt/airflow in the Docker image
-SQL_DIR = PROJECT_ROOT / "include" / "sql"
-
 USERS_TABLE = "users"
 # Asset URIs name data, not a connection: this one is the users table of the stack's warehouse.
+# store_user updates it; a DAG with schedule=[USERS_ASSET] runs after every load.
 USERS_ASSET = Asset(name="users", uri="postgres://warehouse:5432/warehouse/public/users")
-
-# dbt: the project, and the dbt executable of its own virtualenv (see requirements/dbt.in).
-DBT_PROJECT_DIR = PROJECT_ROOT / "dbt_project"
-DBT_MANIFEST = DBT_PROJECT_DIR / "target" / "manifest.json"  # built by `make install` / airflow-init
-DBT_EXECUTABLE = Path(os.environ.get("DBT_EXECUTABLE_PATH", PROJECT_ROOT / ".venv-dbt" / "bin" / "dbt"))
-DBT_SCHEMA = "analytics"  # where the models are built; the loaded `users` table stays in public
 
 
 def _seconds(name: str, default: float) -> timedelta:

@@ -31,8 +31,8 @@ PARSE_TIMEOUT = 180  # seconds until the dag-processor has the DAG in the databa
 RUN_TIMEOUT = 900  # seconds for one run, dbt tasks included (a restart can add a retry)
 SECRET_NAMES = sorted(set(GENERATED) - {"AIRFLOW_UID"})
 README = Path(__file__).resolve().parents[2] / "README.md"
-# The second run's staging folder, as each worker sees it.
-STAGING_RUN = "/opt/airflow/staging/user_processing/logical_date=20240102T000000"
+# The second run's run folder, as each worker sees it.
+SECOND_RUN_FOLDER = "/opt/airflow/run-folders/user_processing/logical_date=20240102T000000"
 # The tasks that write and read the run's files and load the users: the restart hits one of them.
 DATA_TASKS = ("extract_user", "process_user", "store_user")
 
@@ -93,7 +93,9 @@ def test_a_triggered_run_loads_exactly_the_users_the_api_served(stack: ComposePr
     assert warehouse_users(stack) == served_users(api)
 
 
-def test_two_workers_share_a_runs_tasks_through_the_staging_volume(stack: ComposeProject, api: AirflowApi):
+def test_two_workers_share_a_runs_tasks_through_the_run_folders_volume(
+    stack: ComposeProject, api: AirflowApi
+):
     started = time.monotonic()
     stack.compose("up", "-d", "--scale", "airflow-worker=2", timeout=600)
     say(f"docker compose up -d --scale airflow-worker=2: {time.monotonic() - started:.0f} s")
@@ -109,9 +111,11 @@ def test_two_workers_share_a_runs_tasks_through_the_staging_volume(stack: Compos
     task_instances = assert_run_succeeds(stack, api, run_id)
     ran_on = {ti["hostname"] for ti in task_instances}
     assert ran_on == hostnames, f"task instances ran on {ran_on}, the workers are {hostnames}"
-    # Both workers see the same files in the run's staging folder: one volume, not two disks.
+    # Both workers see the same files in the run folder: one volume, not two disks.
     listings = [
-        stack.compose("exec", "-T", "--index", str(index), "airflow-worker", "ls", "-l", STAGING_RUN).stdout
+        stack.compose(
+            "exec", "-T", "--index", str(index), "airflow-worker", "ls", "-l", SECOND_RUN_FOLDER
+        ).stdout
         for index in (1, 2)
     ]
     assert listings[0] == listings[1]

@@ -8,9 +8,9 @@ from collections.abc import Callable, Iterator
 import psycopg
 import pytest
 
-from include.user_processing.load import load_users_csv
-from include.user_processing.settings import SQL_DIR
-from include.user_processing.transform import write_users_csv
+from include.common.project import SQL_DIR
+from include.user_processing.process import write_users_csv
+from include.user_processing.store import store_users_csv
 from tests.conftest import users_in
 from tests.integration.expected import ROW, api_users, user_rows
 from tests.reliability.invariants import (
@@ -36,7 +36,7 @@ def run(airflow, warehouse: psycopg.Connection) -> Iterator[Callable]:
     """`airflow dags test` of one date with fast retries; dbt skipped unless asked for.
 
     After the test, whatever the fault: invariant 4 for every run it made (no salt or hash of the
-    users the API served that date in the warehouse, XCom, staging files, task logs or output).
+    users the API served that date in the warehouse, XCom, run folders, task logs or output).
     """
     runs = []
 
@@ -65,7 +65,7 @@ def baseline(warehouse: psycopg.Connection) -> dict:
     warehouse.execute((SQL_DIR / "create_users_table.sql").read_text())
     text = io.StringIO()
     write_users_csv([api_users(BASELINE_DATE, USERS)], text)
-    load_users_csv(warehouse, io.BytesIO(text.getvalue().encode()))
+    store_users_csv(warehouse, io.BytesIO(text.getvalue().encode()))
     return warehouse_state(warehouse)
 
 

@@ -3,7 +3,7 @@
 1. No duplicate `user_id` in `users`.
 2. No partial batch is ever visible: a failed run leaves `users` and the dbt models as they were.
 3. Re-running an interval gives the same table (checksum over ordered rows, load timestamps excluded).
-4. No plaintext password from the API anywhere: database, staging files, XCom, task logs.
+4. No plaintext password from the API anywhere: database, run folders, XCom, task logs.
 5. A failure is visible: the task fails with a message naming the cause, and one alert says so.
 """
 
@@ -16,7 +16,7 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
-from include.user_processing.staging import run_folder
+from include.common.run_folder import folder_of
 
 TIMESTAMP_COLUMNS = ("loaded_at",)
 
@@ -68,9 +68,9 @@ def login_secrets(users: list[dict]) -> tuple[set[str], set[str]]:
 
 
 def run_folders(airflow_home: Path, logical_date: str) -> list[Path]:
-    """The staging folder and the task log folders of the runs for one logical date."""
-    staging = run_folder(airflow_home / "staging", "user_processing", datetime.fromisoformat(logical_date))
-    return [staging, *(airflow_home / "logs" / "dag_id=user_processing").glob(f"run_id=*{logical_date}*")]
+    """The run folder and the task log folders of the runs for one logical date."""
+    run = folder_of(airflow_home / "run-folders", "user_processing", datetime.fromisoformat(logical_date))
+    return [run, *(airflow_home / "logs" / "dag_id=user_processing").glob(f"run_id=*{logical_date}*")]
 
 
 def assert_secrets_nowhere(
@@ -82,7 +82,7 @@ def assert_secrets_nowhere(
     outputs: list[subprocess.CompletedProcess],
     passwords: set[str] = frozenset(),
 ) -> None:
-    """Invariant 4: search the database, staging files, XCom, task log files and the runs' output."""
+    """Invariant 4: search the database, run folders, XCom, task log files and the runs' output."""
     places = {"run output": "\n".join(result.stdout + result.stderr for result in outputs)}
     for folder in folders:
         for path in sorted(folder.rglob("*")):

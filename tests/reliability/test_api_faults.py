@@ -105,7 +105,7 @@ def test_duplicate_ids_keep_the_last_user_and_duplicate_emails_and_usernames_loa
     assert_succeeded(run("2024-09-05", users=500))
     served = json.loads(
         (
-            airflow.home / "staging/user_processing/logical_date=20240905T000000/raw/page-00001.json"
+            airflow.home / "run-folders/user_processing/logical_date=20240905T000000/raw/page-00001.json"
         ).read_text()
     )
     last_by_id = {user["login"]["uuid"]: user for user in served}  # later users overwrite earlier ones

@@ -14,8 +14,8 @@ import psycopg
 import pytest
 
 from include.user_processing.errors import LoadError
-from include.user_processing.load import load_users_csv
-from include.user_processing.transform import CSV_COLUMNS
+from include.user_processing.process import CSV_COLUMNS
+from include.user_processing.store import store_users_csv
 from scripts.local_env import ThrowawayPostgres
 from tests.integration.expected import assert_succeeded
 from tests.reliability.conftest import FAST_RETRIES, USERS
@@ -37,20 +37,20 @@ def synthetic_csv(rows: int, name: str = "Ada", start: int = 0) -> bytes:
     return ("\n".join(lines) + "\n").encode()
 
 
-def test_a_missing_staging_file_fails_the_load_loudly(airflow, run, warehouse, baseline):
+def test_a_missing_run_file_fails_the_load_loudly(airflow, run, warehouse, baseline):
     # store_user alone, after a run whose users.csv is gone (e.g. written to another worker's disk).
     assert_succeeded(run("2024-10-01"))
     before = warehouse_state(warehouse)
-    (airflow.home / "staging/user_processing/logical_date=20241001T000000/users.csv").unlink()
+    (airflow.home / "run-folders/user_processing/logical_date=20241001T000000/users.csv").unlink()
     state, result = airflow.task_state("store_user", "2024-10-01")
     assert state == "failed"
     assert "users.csv not found: run process_user for this logical date first" in result.stdout
     assert warehouse_state(warehouse) == before
 
 
-def test_an_empty_staging_file_fails_the_load_loudly(warehouse, unchanged):
+def test_an_empty_csv_fails_the_load_loudly(warehouse, unchanged):
     with pytest.raises(LoadError, match="the CSV file is empty"):
-        load_users_csv(warehouse, io.BytesIO(b""))
+        store_users_csv(warehouse, io.BytesIO(b""))
     unchanged()
 
 
@@ -92,16 +92,16 @@ def test_a_load_cut_off_mid_way_leaves_users_unchanged_and_a_rerun_completes(
     unchanged()
 
     with psycopg.connect(warehouse_uri) as conn, big.open("rb") as file:
-        assert load_users_csv(conn, file).inserted == 400_000
+        assert store_users_csv(conn, file).inserted == 400_000
     assert_no_duplicate_user_ids(warehouse)
 
 
 LOAD_IN_A_PROCESS = """
 import sys, psycopg
 from include.user_processing.errors import LoadError
-from include.user_processing.load import load_users_csv
+from include.user_processing.store import store_users_csv
 with psycopg.connect(sys.argv[1]) as conn, open(sys.argv[2], "rb") as file:
-    load_users_csv(conn, file)
+    store_users_csv(conn, file)
 """
 
 
@@ -109,7 +109,7 @@ def wait_for_copy(warehouse: psycopg.Connection, loader: subprocess.Popen) -> in
     """The backend pid of the loader once its COPY is running."""
     for _ in range(400):
         row = warehouse.execute(
-            "SELECT pid FROM pg_stat_activity WHERE query LIKE 'COPY%%users_staging%%' AND state = 'active'"
+            "SELECT pid FROM pg_stat_activity WHERE query LIKE 'COPY%%users_incoming%%' AND state = 'active'"
         ).fetchone()
         if row:
             return row[0]
@@ -127,7 +127,7 @@ def test_concurrent_loads_of_overlapping_users_neither_duplicate_nor_deadlock(
     def load(data: bytes) -> None:
         try:
             with psycopg.connect(warehouse_uri) as conn:
-                load_users_csv(conn, io.BytesIO(data))
+                store_users_csv(conn, io.BytesIO(data))
         except Exception as error:  # collected and asserted below
             errors.append(error)
 

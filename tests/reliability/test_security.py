@@ -90,7 +90,7 @@ def test_a_debug_level_run_leaks_no_password(airflow, warehouse, warehouse_uri, 
         salts_and_hashes | api_passwords,  # distinctive passwords here: searched for as text too
         warehouse=warehouse,
         metadata_uri=airflow.metadata_uri,
-        folders=[airflow.home / "staging", airflow.home / "logs"],
+        folders=[airflow.home / "run-folders", airflow.home / "logs"],
         outputs=[result],
         passwords=api_passwords,
     )

@@ -205,7 +205,7 @@ def test_airflow_init_changes_owner_only_where_the_containers_write():
 
 
 def test_every_official_volume_and_the_template_volumes_are_declared():
-    assert set(OFFICIAL["volumes"]) | {"warehouse-db-volume", "staging"} == set(OURS["volumes"])
+    assert set(OFFICIAL["volumes"]) | {"warehouse-db-volume", "run-folders"} == set(OURS["volumes"])
 
 
 def test_every_change_is_marked_with_a_template_comment():
@@ -262,7 +262,7 @@ def test_the_execution_api_url_and_the_jwt_secret_are_shared_by_every_airflow_se
     assert len(generated_env["AIRFLOW__API_AUTH__JWT_SECRET"].encode()) >= 32
 
 
-def test_the_connections_staging_and_settings_of_the_template(rendered, generated_env):
+def test_the_connections_run_folders_and_settings_of_the_template(rendered, generated_env):
     env = rendered["services"]["airflow-worker"]["environment"]
     assert env["AIRFLOW_CONN_POSTGRES"] == (
         f"postgresql://warehouse:{generated_env['WAREHOUSE_PASSWORD']}@warehouse:5432/warehouse"
@@ -270,14 +270,14 @@ def test_the_connections_staging_and_settings_of_the_template(rendered, generate
     # The Asset the DAG updates names this same database.
     assert USERS_ASSET.uri.startswith("postgres://warehouse:5432/warehouse/")
     assert env["AIRFLOW_CONN_USER_API"] == "http://randomuser.me/https"  # the real API by default
-    assert env["AIRFLOW_VAR_USER_PROCESSING_STAGING_URL"] == f"file://{IMAGE_PROJECT_ROOT}/staging"
+    assert env["AIRFLOW_VAR_RUN_FOLDER_URL"] == f"file://{IMAGE_PROJECT_ROOT}/run-folders"
     assert env["AIRFLOW__CORE__LOAD_EXAMPLES"] == "false"
     assert env["AIRFLOW__COSMOS__ENABLE_TELEMETRY"] == "False"
     mounts = {mount["target"]: mount for mount in rendered["services"]["airflow-worker"]["volumes"]}
     for folder in ("dags", "include", "dbt_project"):
         assert mounts[f"{IMAGE_PROJECT_ROOT}/{folder}"]["source"] == f"{REPO_ROOT}/{folder}"
-    staging = mounts[f"{IMAGE_PROJECT_ROOT}/staging"]  # a named volume: one for every worker
-    assert (staging["type"], staging["source"]) == ("volume", "staging")
+    run_folders = mounts[f"{IMAGE_PROJECT_ROOT}/run-folders"]  # a named volume: one for every worker
+    assert (run_folders["type"], run_folders["source"]) == ("volume", "run-folders")
 
 
 def test_the_warehouse_is_its_own_database_published_on_localhost_only(rendered, generated_env):

@@ -1,6 +1,6 @@
-"""Load: the CSV from process_user -> the `users` table, all or nothing.
+"""store_user: the CSV from process_user -> the `users` table, all or nothing.
 
-In ONE transaction: COPY the CSV into a temporary staging table, check it is not empty and that no
+In ONE transaction: COPY the CSV into a temporary table of incoming rows, check it is not empty and that no
 user_id occurs twice, then upsert it into `users`: one UPDATE for known users whose values changed,
 one INSERT (in user_id order) for new users. Any failure (bad CSV, a killed worker, a lost
 connection) rolls everything back, so `users` is never left holding half a batch. A re-run of the
@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, BinaryIO
 from psycopg import errors, sql
 
 from include.user_processing.errors import LoadError
-from include.user_processing.transform import CSV_COLUMNS, OPTIONAL_COLUMNS
+from include.user_processing.process import CSV_COLUMNS, OPTIONAL_COLUMNS
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -37,7 +37,7 @@ if TYPE_CHECKING:
     from airflow.sdk import ObjectStoragePath
 
 COPY_CHUNK_BYTES = 1 << 20
-# How COPY reads users.csv: a header line, and "" as NULL in the optional columns (transform writes
+# How COPY reads users.csv: a header line, and "" as NULL in the optional columns (process writes
 # every value quoted). bench/pipeline.py's `psql \copy` baseline reads the same CSV with these.
 CSV_COPY_OPTIONS = sql.SQL("FORMAT csv, HEADER true, FORCE_NULL ({optional})").format(
     optional=sql.SQL(", ").join(map(sql.Identifier, OPTIONAL_COLUMNS))
@@ -48,68 +48,69 @@ LOAD_LOCK_KEY = "user_processing.load_users"
 
 @dataclass(frozen=True)
 class LoadResult:
-    staged: int  # rows in the CSV
+    rows: int  # rows in the CSV
     inserted: int  # new users
     updated: int  # known users whose values changed
 
     @property
     def unchanged(self) -> int:
-        return self.staged - self.inserted - self.updated
+        return self.rows - self.inserted - self.updated
 
 
-def load_run_csv(
+def store_run_csv(
     run: ObjectStoragePath, connect: Callable[[], AbstractContextManager[psycopg.Connection]]
 ) -> LoadResult:
-    """The store_user task: load_users_csv of the run's users.csv.
+    """The store_user task: store_users_csv of the run's users.csv.
 
     `connect` opens the warehouse connection (PostgresHook(...).get_conn): only once the CSV is
     found, so a run without one fails at once, whether or not the warehouse answers.
     """
-    from include.user_processing import staging  # Airflow: only the task needs it
+    from include.common import run_folder  # Airflow: only the task needs it
+    from include.user_processing import run_files
 
     with (
-        staging.open_input(staging.users_csv_path(run), produced_by="process_user") as csv_file,
+        run_folder.open_input(run_files.users_csv_path(run), produced_by="process_user") as csv_file,
         connect() as conn,
     ):
-        return load_users_csv(conn, csv_file)
+        return store_users_csv(conn, csv_file)
 
 
-def load_users_csv(conn: psycopg.Connection, csv_file: BinaryIO, table: str = "users") -> LoadResult:
+def store_users_csv(conn: psycopg.Connection, csv_file: BinaryIO, table: str = "users") -> LoadResult:
     """Upsert the CSV's users into `table` in one transaction; commits on success, else rolls back."""
     _check_header(csv_file)
     target = sql.Identifier(table)
-    staging_table = sql.Identifier(f"{table}_staging")
+    incoming = sql.Identifier(f"{table}_incoming")
     columns = sql.SQL(", ").join(map(sql.Identifier, CSV_COLUMNS))
     try:
         with conn.transaction(), conn.cursor() as cursor:
             cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (LOAD_LOCK_KEY,))
             cursor.execute(
                 sql.SQL(
-                    "CREATE TEMP TABLE {staging} (LIKE {target} INCLUDING DEFAULTS) ON COMMIT DROP"
-                ).format(staging=staging_table, target=target)
+                    "CREATE TEMP TABLE {incoming} (LIKE {target} INCLUDING DEFAULTS) ON COMMIT DROP"
+                ).format(incoming=incoming, target=target)
             )
-            staged = _copy_csv(cursor, csv_file, staging_table, columns)
-            if staged == 0:
+            rows = _copy_csv(cursor, csv_file, incoming, columns)
+            if rows == 0:
                 raise LoadError("the CSV holds no users: refusing to report an empty load as a success")
-            # Enough memory to hash and sort a million staged rows without spilling to disk; SET LOCAL
+            # Enough memory to hash and sort a million incoming rows without spilling to disk; SET LOCAL
             # ends with this transaction.
             cursor.execute("SET LOCAL work_mem = '64MB'")
-            _refuse_users_staged_twice(cursor, staging_table, already_in=target)
-            cursor.execute(_update_statement(target, staging_table))
+            _refuse_users_twice_in_batch(cursor, incoming, already_in=target)
+            cursor.execute(_update_statement(target, incoming))
             updated = cursor.rowcount
             try:
                 with conn.transaction():  # a savepoint: after a duplicate key we can still look around
-                    cursor.execute(_insert_statement(target, staging_table))
+                    cursor.execute(_insert_statement(target, incoming))
                     inserted = cursor.rowcount
             except errors.UniqueViolation:
-                _refuse_users_staged_twice(cursor, staging_table)  # a new user twice in the CSV?
+                _refuse_users_twice_in_batch(cursor, incoming)  # a new user twice in the CSV?
                 raise  # no: someone who skips LOAD_LOCK_KEY inserted one of them meanwhile (see below)
     except errors.UniqueViolation:
         # Not a LoadError, so the task is retried: nothing was loaded, and the retry will find their row.
         raise
     except (errors.DataError, errors.IntegrityError) as error:  # names the CSV line and column
         raise LoadError(f"{error.diag.message_primary} ({error.diag.context})") from error
-    return LoadResult(staged=staged, inserted=inserted, updated=updated)
+    return LoadResult(rows=rows, inserted=inserted, updated=updated)
 
 
 def _check_header(csv_file: BinaryIO) -> None:
@@ -124,10 +125,10 @@ def _check_header(csv_file: BinaryIO) -> None:
 
 
 def _copy_csv(
-    cursor: psycopg.Cursor, csv_file: BinaryIO, staging_table: sql.Identifier, columns: sql.Composed
+    cursor: psycopg.Cursor, csv_file: BinaryIO, incoming: sql.Identifier, columns: sql.Composed
 ) -> int:
-    statement = sql.SQL("COPY {staging} ({columns}) FROM STDIN ({options}, ENCODING 'UTF8')").format(
-        staging=staging_table, columns=columns, options=CSV_COPY_OPTIONS
+    statement = sql.SQL("COPY {incoming} ({columns}) FROM STDIN ({options}, ENCODING 'UTF8')").format(
+        incoming=incoming, columns=columns, options=CSV_COPY_OPTIONS
     )
     with cursor.copy(statement) as copy:
         while chunk := csv_file.read(COPY_CHUNK_BYTES):
@@ -135,56 +136,56 @@ def _copy_csv(
     return cursor.rowcount
 
 
-def _refuse_users_staged_twice(
-    cursor: psycopg.Cursor, staging_table: sql.Identifier, already_in: sql.Identifier | None = None
+def _refuse_users_twice_in_batch(
+    cursor: psycopg.Cursor, incoming: sql.Identifier, already_in: sql.Identifier | None = None
 ) -> None:
     """Each user may occur once in the CSV: otherwise which copy wins would be up to the database.
 
     For new users the INSERT's primary key already catches a second copy, so before loading only
     the users `already_in` the table are checked: free when none are (a first load, or a day of new
-    users), where counting every staged id would cost as much as a tenth of the load.
+    users), where counting every incoming id would cost as much as a tenth of the load.
     """
     known = sql.SQL("")
     if already_in is not None:
         known = sql.SQL("JOIN {target} AS existing USING (user_id)").format(target=already_in)
     cursor.execute(
         sql.SQL(
-            "SELECT staged.user_id FROM {staging} AS staged {known}"
-            " GROUP BY staged.user_id HAVING count(*) > 1 LIMIT 1"
-        ).format(staging=staging_table, known=known)
+            "SELECT incoming.user_id FROM {incoming} AS incoming {known}"
+            " GROUP BY incoming.user_id HAVING count(*) > 1 LIMIT 1"
+        ).format(incoming=incoming, known=known)
     )
     if twice := cursor.fetchone():
         raise LoadError(f"a user_id occurs twice in the CSV: {twice[0]}")
 
 
-def _update_statement(target: sql.Identifier, staging_table: sql.Identifier) -> sql.Composed:
+def _update_statement(target: sql.Identifier, incoming: sql.Identifier) -> sql.Composed:
     """Known users whose values changed get the new values and a new loaded_at; the rest are untouched."""
     data_columns = [sql.Identifier(column) for column in CSV_COLUMNS if column != "user_id"]
     return sql.SQL(
         """
-        UPDATE {target} AS existing SET ({data_columns}, loaded_at) = ({staged_columns}, now())
-        FROM {staging} AS staged
-        WHERE existing.user_id = staged.user_id
-          AND ({existing_columns}) IS DISTINCT FROM ({staged_columns})
+        UPDATE {target} AS existing SET ({data_columns}, loaded_at) = ({incoming_columns}, now())
+        FROM {incoming} AS incoming
+        WHERE existing.user_id = incoming.user_id
+          AND ({existing_columns}) IS DISTINCT FROM ({incoming_columns})
         """
     ).format(
         target=target,
-        staging=staging_table,
+        incoming=incoming,
         data_columns=sql.SQL(", ").join(data_columns),
-        staged_columns=sql.SQL(", ").join(sql.SQL("staged.{}").format(c) for c in data_columns),
+        incoming_columns=sql.SQL(", ").join(sql.SQL("incoming.{}").format(c) for c in data_columns),
         existing_columns=sql.SQL(", ").join(sql.SQL("existing.{}").format(c) for c in data_columns),
     )
 
 
-def _insert_statement(target: sql.Identifier, staging_table: sql.Identifier) -> sql.Composed:
+def _insert_statement(target: sql.Identifier, incoming: sql.Identifier) -> sql.Composed:
     """Users not in the table yet, in user_id order: consecutive rows then go to the same page of the
     primary key index instead of a random one (about twice as fast at a million new users)."""
     columns = sql.SQL(", ").join(map(sql.Identifier, CSV_COLUMNS))
     return sql.SQL(
         """
         INSERT INTO {target} ({columns})
-        SELECT {columns} FROM {staging} AS staged
-        WHERE NOT EXISTS (SELECT FROM {target} AS existing WHERE existing.user_id = staged.user_id)
-        ORDER BY staged.user_id
+        SELECT {columns} FROM {incoming} AS incoming
+        WHERE NOT EXISTS (SELECT FROM {target} AS existing WHERE existing.user_id = incoming.user_id)
+        ORDER BY incoming.user_id
         """
-    ).format(target=target, staging=staging_table, columns=columns)
+    ).format(target=target, incoming=incoming, columns=columns)

@@ -11,15 +11,8 @@ import uuid
 
 import pytest
 
-from include.user_processing.transform import (
-    CSV_COLUMNS,
-    CsvUser,
-    SeenUserIds,
-    decode_users,
-    users_to_frame,
-    write_run_csv,
-    write_users_csv,
-)
+from include.user_processing.process import CSV_COLUMNS, users_to_frame, write_run_csv, write_users_csv
+from include.user_processing.process_fast import CsvUser, SeenUserIds, decode_users
 from scripts.standin_user_api import generate_page
 from tests.conftest import FIXTURES
 
@@ -191,27 +184,27 @@ def test_page_files_decoded_as_records_give_the_same_csv_as_dicts(page):
 
 
 def test_write_run_csv_turns_a_run_folder_into_its_users_csv(tmp_path):
-    # process_user's body, on a run folder laid out as extract_user leaves it (staging accepts a
-    # local pathlib.Path as well as an ObjectStoragePath).
-    from include.user_processing import staging
+    # process_user's body, on a run folder laid out as extract_user leaves it (run_folder and
+    # run_files accept a local pathlib.Path as well as an ObjectStoragePath).
+    from include.user_processing import run_files
 
     page_1 = [make_user("00000000-0000-4000-8000-000000000001", first="page 1")]
     page_2 = [
         make_user("00000000-0000-4000-8000-000000000001", first="page 2"),
         make_user("00000000-0000-4000-8000-000000000002", first="new"),
     ]
-    staging.raw_folder(tmp_path).mkdir()
+    run_files.raw_folder(tmp_path).mkdir()
     for page, users in enumerate([page_1, page_2], start=1):
-        staging.page_path(tmp_path, page).write_text(json.dumps(users), encoding="utf-8")
-    staging.manifest_path(tmp_path).write_text(json.dumps({"seed": "s", "users": 3, "pages": 2}))
+        run_files.page_path(tmp_path, page).write_text(json.dumps(users), encoding="utf-8")
+    run_files.manifest_path(tmp_path).write_text(json.dumps({"seed": "s", "users": 3, "pages": 2}))
 
     assert write_run_csv(tmp_path) == 2
-    assert staging.users_csv_path(tmp_path).read_text(encoding="utf-8") == to_csv(page_2, page_1)
+    assert run_files.users_csv_path(tmp_path).read_text(encoding="utf-8") == to_csv(page_2, page_1)
     assert sorted(path.name for path in tmp_path.iterdir()) == ["raw", "users.csv"]  # no .partial left
 
 
 def test_a_page_of_another_shape_is_decoded_as_plain_dicts():
-    # e.g. a hand-edited page file without `login`: the transform then fails as it would without
+    # e.g. a hand-edited page file without `login`: processing then fails as it would without
     # the fast path, naming the missing key.
     page = [{"name": {"first": "Ada", "last": "Lovelace"}, "email": "ada@example.com"}]
     assert decode_users(json.dumps(page).encode()) == page

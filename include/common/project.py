@@ -1,0 +1,18 @@
+"""Where things are, and the warehouse connection: the same for every pipeline of this project."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]  # the repository; /opt/airflow in the Docker image
+SQL_DIR = PROJECT_ROOT / "include" / "sql"  # SQL files the DAGs run (their template_searchpath)
+
+# The warehouse, never Airflow's metadata database (contract: override it with AIRFLOW_CONN_POSTGRES).
+WAREHOUSE_CONN_ID = "postgres"
+
+# dbt: the project, and the dbt executable of its own virtualenv (see requirements/dbt.in).
+DBT_PROJECT_DIR = PROJECT_ROOT / "dbt_project"
+DBT_MANIFEST = DBT_PROJECT_DIR / "target" / "manifest.json"  # built by `make install` / airflow-init
+DBT_EXECUTABLE = Path(os.environ.get("DBT_EXECUTABLE_PATH", PROJECT_ROOT / ".venv-dbt" / "bin" / "dbt"))
+DBT_SCHEMA = "analytics"  # where the models are built; loaded tables such as `users` stay in public

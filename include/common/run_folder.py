@@ -1,0 +1,80 @@
+"""The run folder: where one DAG run's tasks hand their files to each other.
+
+Tasks may run on different Celery workers, so nothing is handed over through a worker's local disk:
+every file sits under one URL that all workers share (a shared volume in the Docker stack, or an
+object store such as S3). Each run gets its own folder, keyed by DAG id and logical date, so a task
+finds its input from its own context alone: that is what lets `airflow tasks test` run the tasks of
+a DAG one by one.
+
+    <run folder url>/<dag_id>/logical_date=<YYYYMMDDTHHMMSS>/
+
+The URL defaults to file://$AIRFLOW_HOME/run-folders; the Airflow Variable `run_folder_url` (or
+AIRFLOW_VAR_RUN_FOLDER_URL) overrides it, e.g. s3://aws_default@my-bucket/run-folders with the
+amazon provider installed. The helpers below (all but remove_folder) use only the pathlib API, so
+they take a local pathlib.Path as well: the benchmarks in bench/ lay out their folders with them.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from typing import IO, Any
+
+from airflow.sdk import ObjectStoragePath, Variable
+
+RUN_FOLDER_URL_VARIABLE = "run_folder_url"
+
+
+class MissingRunFile(Exception):
+    """An upstream task's output is not in the run folder (run that task first)."""
+
+
+def default_url() -> str:
+    airflow_home = os.path.expanduser(os.environ.get("AIRFLOW_HOME", "~/airflow"))
+    return f"file://{airflow_home}/run-folders"
+
+
+def root() -> ObjectStoragePath:
+    return ObjectStoragePath(Variable.get(RUN_FOLDER_URL_VARIABLE, default=default_url()))
+
+
+def logical_date_of(context: Any) -> datetime:
+    """The run's logical date; runs triggered without one use the time they were queued for."""
+    return context["logical_date"] or context["dag_run"].run_after
+
+
+def folder_of(base: ObjectStoragePath, dag_id: str, logical_date: datetime) -> ObjectStoragePath:
+    return base / dag_id / f"logical_date={logical_date:%Y%m%dT%H%M%S}"
+
+
+def folder_for(context: Any) -> ObjectStoragePath:
+    """The run folder of the task's own DAG run."""
+    return folder_of(root(), context["dag"].dag_id, logical_date_of(context))
+
+
+def open_input(path: ObjectStoragePath, produced_by: str, mode: str = "rb") -> IO[Any]:
+    """Open an upstream task's output, or say which task has to run first."""
+    if not path.exists():
+        raise MissingRunFile(f"{path} not found: run {produced_by} for this logical date first")
+    return path.open(mode)
+
+
+@contextmanager
+def open_for_atomic_write(path: ObjectStoragePath, mode: str = "wb", **kwargs: Any) -> Iterator[IO[Any]]:
+    """Write to a temporary name and rename it when done, so a reader never sees half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".partial")
+    try:
+        with partial.open(mode, **kwargs) as file:
+            yield file
+        partial.rename(path)
+    finally:
+        if partial.exists():
+            partial.unlink()
+
+
+def remove_folder(folder: ObjectStoragePath) -> None:
+    if folder.exists():
+        folder.fs.rm(folder.path, recursive=True)
