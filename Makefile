@@ -53,6 +53,10 @@ demo: install ## the pipeline end to end without Docker; prints the loaded users
 shell: install ## a shell with a throwaway Airflow + PostgreSQL + stand-in API (exit removes them)
 	$(BIN)/python -m scripts.shell
 
+.PHONY: ui
+ui: install ## the Airflow UI without Docker on 127.0.0.1:8080 (PORT=, UNPAUSE=1); Ctrl-C removes it
+	$(BIN)/python -m scripts.ui --port $(or $(PORT),8080) $(if $(UNPAUSE),--unpause)
+
 # Not part of `make test`: minutes long, and its numbers are for reading, not asserting.
 .PHONY: bench
 bench: install ## the pipeline vs naive baselines -> docs/benchmarks.* (about 15 min)

@@ -18,7 +18,7 @@ from include.user_processing.settings import DEFAULT_USERS_PER_RUN
 from include.user_processing.user_api import page_sizes
 from scripts.make_env import GENERATED
 from scripts.standin_user_api import generate_page
-from tests.docker.airflow_api import AirflowApi
+from tests.airflow_api import AirflowApi
 from tests.docker.conftest import say
 from tests.docker.project import ComposeProject
 from tests.stack.compose import SECRETS_BY_SERVICE, secrets_in

@@ -19,7 +19,7 @@ class ApiError(RuntimeError):
 
 @dataclass
 class AirflowApi:
-    """Logged in with a JWT from POST /auth/token (the FAB auth manager's user)."""
+    """Logged in with a JWT from POST /auth/token (the FAB and the simple auth manager alike)."""
 
     base_url: str
     token: str = ""
