@@ -85,12 +85,13 @@ def process(run_dir: str) -> dict:
     from airflow.sdk import ObjectStoragePath
 
     from include.common import run_folder  # noqa: F401 - imported untimed
-    from include.user_processing import extract, process, run_files  # noqa: F401
+    from include.user_processing import extract, run_files  # noqa: F401
+    from include.user_processing import process as process_module
 
     run = ObjectStoragePath(f"file://{Path(run_dir).resolve()}")
     warm_up = warm_up_object_storage()
     with measured() as result:  # the atomic rename of users.csv included
-        result["rows"] = process.write_run_csv(run)
+        result["rows"] = process_module.write_run_csv(run)
     return {**result, "object_storage_warm_up_seconds": warm_up}
 
 
@@ -120,13 +121,14 @@ def store(dsn: str, run_dir: str) -> dict:
     from airflow.sdk import ObjectStoragePath
 
     from include.common import run_folder  # noqa: F401 - imported untimed
-    from include.user_processing import run_files, store  # noqa: F401
+    from include.user_processing import run_files  # noqa: F401
+    from include.user_processing import store as store_module
 
     run = ObjectStoragePath(f"file://{Path(run_dir).resolve()}")
     warm_up = warm_up_object_storage()
     with psycopg.connect(dsn) as conn, measured() as result:
         # Connected before the clock, and closed after it: store_run_csv only enters the connection.
-        loaded = store.store_run_csv(run, lambda: nullcontext(conn))
+        loaded = store_module.store_run_csv(run, lambda: nullcontext(conn))
     result.update(rows=loaded.rows, inserted=loaded.inserted, updated=loaded.updated)
     return {**result, "object_storage_warm_up_seconds": warm_up}
 

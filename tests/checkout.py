@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+from collections.abc import Callable
 
 from scripts.local_env import REPO_ROOT
 
@@ -17,3 +18,16 @@ def tracked_files() -> list[str]:
         check=True,
     )
     return [name for name in listing.stdout.splitlines() if (REPO_ROOT / name).is_file()]
+
+
+def lines_where(matches: Callable[[str, str], bool], skip: tuple[str, ...] = ()) -> list[str]:
+    """`path:number: line` for each line of the tracked files (but those under skip) that matches."""
+    found = []
+    for name in tracked_files():
+        if name.startswith(skip):
+            continue
+        text = (REPO_ROOT / name).read_text(encoding="utf-8", errors="ignore")
+        for number, line in enumerate(text.splitlines(), start=1):
+            if matches(name, line):
+                found.append(f"{name}:{number}: {line.strip()[:120]}")
+    return found

@@ -1,7 +1,8 @@
 """`make ui` as a user runs it: start, log in with the printed password, trigger a run, Ctrl-C.
 
-The real `airflow standalone` on its own throwaway PostgreSQL and stand-in API (not the session's:
-`make ui` starts its own), driven through the REST API the UI itself uses.
+The real scripts/ui.py (scheduler, dag-processor, triggerer and api-server) on its own throwaway
+PostgreSQL and stand-in API (not the session's: `make ui` starts its own), driven through the REST
+API the UI itself uses.
 """
 
 from __future__ import annotations

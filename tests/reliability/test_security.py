@@ -10,7 +10,7 @@ import urllib.parse
 import pytest
 
 from scripts.local_env import REPO_ROOT
-from tests.checkout import tracked_files
+from tests.checkout import lines_where
 from tests.integration.expected import api_users, assert_succeeded
 from tests.reliability.conftest import USERS
 from tests.reliability.invariants import assert_secrets_nowhere, login_secrets
@@ -49,14 +49,7 @@ def test_env_file_is_git_ignored():
 
 
 def test_no_secret_literal_is_committed():
-    found = []
-    for name in tracked_files():
-        if name.startswith(NOT_OURS) or name == THIS_FILE:
-            continue
-        text = (REPO_ROOT / name).read_text(encoding="utf-8", errors="ignore")
-        for number, line in enumerate(text.splitlines(), start=1):
-            if secret_literals(name, line):
-                found.append(f"{name}:{number}: {line.strip()[:120]}")
+    found = lines_where(lambda name, line: bool(secret_literals(name, line)), skip=(*NOT_OURS, THIS_FILE))
     assert not found, "secret-looking literals:\n" + "\n".join(found)
 
 

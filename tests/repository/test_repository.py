@@ -8,7 +8,7 @@ import subprocess
 import yaml
 
 from scripts.local_env import REPO_ROOT
-from tests.checkout import tracked_files
+from tests.checkout import lines_where, tracked_files
 
 # Users of the template have no access to the tracker it was built with. Split so this file stays clean.
 TRACKER_REFERENCE = re.compile(r"(?i)\bissues?\s*" + r"#\d+|/issues/" + r"\d+|\bissue\s+\d+\b")
@@ -41,15 +41,12 @@ def test_lint_hooks_run_the_pinned_tools_offline():
             assert re.search(rf"^{re.escape(package)}==", pinned, re.M), f"{package} is not pinned"
 
 
+def cites_our_tracker(name: str, line: str) -> bool:
+    return bool(TRACKER_REFERENCE.search(line)) and not any(public in line for public in PUBLIC_TRACKERS)
+
+
 def test_no_code_or_doc_cites_an_issue_tracker():
-    found = []
-    for name in tracked_files():
-        if name.startswith(NOT_OURS):
-            continue
-        text = (REPO_ROOT / name).read_text(encoding="utf-8", errors="ignore")
-        for number, line in enumerate(text.splitlines(), start=1):
-            if TRACKER_REFERENCE.search(line) and not any(public in line for public in PUBLIC_TRACKERS):
-                found.append(f"{name}:{number}: {line.strip()[:120]}")
+    found = lines_where(cites_our_tracker, skip=NOT_OURS)
     assert not found, "references to an issue tracker:\n" + "\n".join(found)
 
 
