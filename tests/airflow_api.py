@@ -81,6 +81,14 @@ class AirflowApi:
         path = f"/api/v2/dags/{dag_id}/dagRuns/{urllib.parse.quote(run_id)}/taskInstances?limit=1000"
         return self.request("GET", path)["task_instances"]
 
+    def return_value(self, dag_id: str, run_id: str, task_id: str) -> Any:
+        """What the task returned (its return_value XCom)."""
+        path = (
+            f"/api/v2/dags/{dag_id}/dagRuns/{urllib.parse.quote(run_id)}/taskInstances/{task_id}"
+            "/xcomEntries/return_value?deserialize=true"
+        )
+        return self.request("GET", path)["value"]
+
     def wait_for_run(self, dag_id: str, run_id: str, timeout: float) -> str:
         """The run's final state (success or failed); AssertionError if it is still going after timeout."""
         deadline = time.monotonic() + timeout

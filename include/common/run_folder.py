@@ -41,8 +41,9 @@ def root() -> ObjectStoragePath:
 
 
 def logical_date_of(context: Any) -> datetime:
-    """The run's logical date; runs triggered without one use the time they were queued for."""
-    return context["logical_date"] or context["dag_run"].run_after
+    """The run's logical date; runs without one (asset-triggered, or triggered without a date) use the
+    time they were queued for, and their context may not hold the key at all."""
+    return context.get("logical_date") or context["dag_run"].run_after
 
 
 def folder_of(base: ObjectStoragePath, dag_id: str, logical_date: datetime) -> ObjectStoragePath:

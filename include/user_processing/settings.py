@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from airflow.sdk import Asset
 from airflow.sdk.configuration import conf
 
 # The user API's Airflow connection (contract: override it with AIRFLOW_CONN_USER_API).
@@ -19,10 +18,7 @@ USER_API_ENDPOINT = "api/1.4/"
 MAX_USERS_PER_PAGE = 5000
 DEFAULT_USERS_PER_RUN = 100
 
-USERS_TABLE = "users"
-# Asset URIs name data, not a connection: this one is the users table of the stack's warehouse.
-# store_user updates it; a DAG with schedule=[USERS_ASSET] runs after every load.
-USERS_ASSET = Asset(name="users", uri="postgres://warehouse:5432/warehouse/public/users")
+USERS_TABLE = "users"  # its Asset, updated by store_user, is include/common/assets.USERS_ASSET
 
 
 def _seconds(name: str, default: float) -> timedelta:

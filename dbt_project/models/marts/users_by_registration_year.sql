@@ -1,7 +1,8 @@
 -- How many of the users signed up in each year (by the API's registered.date).
 select
     registration_year,
-    count(*) as users
+    count(*) as users,
+    current_timestamp as built_at
 from {{ ref('dim_users') }}
 where registration_year is not null
 group by registration_year

@@ -1,0 +1,54 @@
+"""users_report after user_processing: the marts it waits for and the report it writes, against real
+PostgreSQL and dbt. That an Asset event from user_processing starts it is tested under a real
+scheduler, in test_ui.py.
+"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from include.users_report.report import marts_are_fresh, read_marts
+from tests.integration.expected import assert_succeeded
+
+pytestmark = pytest.mark.e2e
+
+DAG_ID = "users_report"
+
+
+def test_marts_are_not_fresh_before_dbt_has_built_them(warehouse):
+    assert marts_are_fresh(warehouse) is False
+
+
+def test_the_report_waits_for_the_marts_of_the_last_load_and_holds_their_numbers(airflow, warehouse):
+    assert_succeeded(airflow.dags_test("2024-08-01"))
+    assert marts_are_fresh(warehouse) is True
+
+    assert_succeeded(airflow.dags_test("2024-08-01", dag_id=DAG_ID))
+    assert airflow.task_states("2024-08-01", dag_id=DAG_ID) == {
+        "wait_for_marts": "success",
+        "write_report": "success",
+    }
+    folder = airflow.home / "run-folders" / DAG_ID / "logical_date=20240801T000000"
+    assert sorted(path.name for path in folder.iterdir()) == [
+        "summary.md",
+        "users_by_country.svg",
+        "users_by_registration_year.svg",
+    ]
+    marts = read_marts(warehouse)
+    summary = (folder / "summary.md").read_text(encoding="utf-8")
+    assert f"{marts.users} users from {len(marts.by_country)} countries" in summary
+    for country, users, share in marts.by_country[:10]:
+        assert f"| {country} | {users} | {share:.2f}% |" in summary
+    assert re.findall(r"^\| (\d{4}) \| (\d+) \|$", summary, re.M) == [
+        (str(year), str(users)) for year, users in marts.by_year
+    ]
+    chart = (folder / "users_by_country.svg").read_text(encoding="utf-8")
+    assert all(f">{country}</text>" in chart for country, _, _ in marts.by_country if "&" not in country)
+
+    # A load that changes a user makes the marts stale until dbt has run again.
+    warehouse.execute(
+        "UPDATE users SET loaded_at = now() WHERE user_id = (SELECT user_id FROM users LIMIT 1)"
+    )
+    assert marts_are_fresh(warehouse) is False
