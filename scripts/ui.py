@@ -50,7 +50,11 @@ BANNER = """
 def main(argv: list[str]) -> int | str:
     parser = argparse.ArgumentParser(prog="python -m scripts.ui", description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, default=8080, help="the api-server's port (default 8080)")
-    parser.add_argument("--unpause", action="store_true", help="unpause user_processing (it runs daily)")
+    parser.add_argument(
+        "--unpause",
+        action="store_true",
+        help="unpause the DAGs: user_processing runs daily, users_report after each load",
+    )
     args = parser.parse_args(argv)
     if not _port_is_free(args.port):
         return f"port {args.port} on 127.0.0.1 is in use: stop what holds it, or `make ui PORT=8081`"
