@@ -8,12 +8,13 @@ runs users_report on the result, and stops everything.
 from __future__ import annotations
 
 import sys
+from datetime import datetime
 from pathlib import Path
 
+from include.common.run_folder import folder_of
 from scripts.local_env import local_airflow
 
 LOGICAL_DATE = "2024-01-01"
-REPORT_FOLDER = "logical_date=20240101T000000"  # the run folder of users_report for LOGICAL_DATE
 TASKS_QUERY = (  # Airflow's metadata database lives in the same throwaway server
     "SELECT task_id, state, round(duration::numeric, 1) AS seconds FROM task_instance"
     " WHERE dag_id = 'user_processing' ORDER BY start_date;"
@@ -45,7 +46,8 @@ def main() -> int:
         if result.returncode != 0:
             print(result.stdout[-8000:], result.stderr[-8000:], sep="\n")
             return f"airflow dags test users_report failed (exit code {result.returncode}): see the log above"
-        report = Path(local.env["AIRFLOW_HOME"]) / "run-folders" / "users_report" / REPORT_FOLDER
+        runs = Path(local.env["AIRFLOW_HOME"]) / "run-folders"  # run_folder's default, in that home
+        report = folder_of(runs, "users_report", datetime.fromisoformat(LOGICAL_DATE))
         print(f"{report}/summary.md, first lines:\n")
         print("\n".join((report / "summary.md").read_text(encoding="utf-8").splitlines()[:12]), "\n")
     print(NEXT_STEPS)

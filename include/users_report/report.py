@@ -45,8 +45,9 @@ class Marts:
 def marts_are_fresh(conn: psycopg.Connection) -> bool:
     """True once both marts were built after the last change to `users` (False while they are missing)."""
     query = sql.SQL(
-        "SELECT (SELECT min(built_at) FROM {by_country}) >= (SELECT max(loaded_at) FROM {users})"
-        " AND (SELECT min(built_at) FROM {by_year}) >= (SELECT max(loaded_at) FROM {users})"
+        "WITH last_load AS (SELECT max(loaded_at) AS at FROM {users})"
+        " SELECT (SELECT min(built_at) FROM {by_country}) >= at"
+        " AND (SELECT min(built_at) FROM {by_year}) >= at FROM last_load"
     ).format(by_country=BY_COUNTRY, by_year=BY_YEAR, users=sql.Identifier(USERS_TABLE))
     try:
         return bool(conn.execute(query).fetchone()[0])
