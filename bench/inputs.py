@@ -22,7 +22,8 @@ from include.common.run_folder import open_for_atomic_write
 from include.user_processing import run_files
 from include.user_processing.extract import seed_for
 from include.user_processing.settings import MAX_USERS_PER_PAGE
-from include.user_processing.user_api import page_sizes, strip_secrets, validate_user
+from include.user_processing.user_api import page_sizes, strip_secrets
+from include.user_processing.validation import validate_users
 from scripts.local_env import LOCAL_DIR
 from scripts.standin_user_api import generate_page
 
@@ -54,8 +55,8 @@ def cached_page(page: int) -> Path:
 def page_bytes(page: int) -> bytes:
     """Page `page` exactly as extract_user writes it: validated, secrets removed, same JSON."""
     users = generate_page(SEED, page, MAX_USERS_PER_PAGE)["results"]
-    for index, user in enumerate(users):
-        validate_user(user, page=page, index=index)
+    validate_users(users, page=page)
+    for user in users:
         strip_secrets(user)
     return json.dumps(users, ensure_ascii=False).encode()
 

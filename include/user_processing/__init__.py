@@ -2,9 +2,10 @@
 
 Modules, in the order the DAG uses them (one per task; what every DAG shares is in include/common/):
 - ``settings``: names and limits shared by the DAG, the tasks and the tests.
-- ``user_api``: talking to the randomuser.me-style API: availability check, paging, retries, validation.
+- ``user_api``: talking to the randomuser.me-style API: availability check, paging, retries.
+- ``validation``: what the pipeline needs from each user, and the error naming what is wrong.
 - ``extract``: extract_user: the API's pages into the run folder (``run_files`` names the files).
-- ``process``: process_user: API users -> users.csv (pandas); its fast paths are in ``process_fast``.
+- ``process``: process_user: API users -> users.csv (pandas); the fast paths are in ``fast_paths``.
 - ``store``: store_user: users.csv -> the ``users`` table (COPY, then one upsert, in one transaction).
 - ``dbt_transforms``: transform_users: how Cosmos runs dbt_project/.
 - ``errors``: the errors that fail a task at once instead of retrying it.

@@ -77,10 +77,10 @@ def extract_users(
 def read_pages_newest_first(run: ObjectStoragePath) -> Iterator[list]:
     """Yield the extracted pages, last page first (see process.write_users_csv for why).
 
-    Each page comes as process_fast.decode_users reads it: one CsvUser record per user, holding only
+    Each page comes as fast_paths.decode_users reads it: one CsvUser record per user, holding only
     the fields the CSV is built from (parsing skips the rest: three times faster than json.load).
     """
-    from include.user_processing.process_fast import decode_users  # msgspec: only process_user needs it
+    from include.user_processing.fast_paths import decode_users  # msgspec: only process_user needs it
 
     with run_folder.open_input(run_files.manifest_path(run), produced_by="extract_user") as file:
         manifest = json.load(file)

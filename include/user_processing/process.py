@@ -8,9 +8,9 @@ Only write_run_csv, the task's body, touches the run folder: it imports run_fold
 - Every value is written as text, so nothing is re-typed on the way: postcode "0150" keeps its
   leading zero, and an int postcode never becomes "12345.0".
 - The CSV is written one API page at a time, so memory does not grow with the batch.
-- Values are str or None (user_api validated them at extract): None is written as "" (NULL).
+- Values are str or None (validation.py checked them at extract): None is written as "" (NULL).
 
-The fast paths (msgspec records, numpy id keys) are in process_fast.py, so that this file reads as
+The fast paths (msgspec records, numpy id keys) are in fast_paths.py, so that this file reads as
 what it is: JSON pages in, one CSV out.
 """
 
@@ -23,7 +23,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 import pandas as pd
 
-from include.user_processing.process_fast import CsvUser, SeenUserIds, columns_of_records, is_records
+from include.user_processing.fast_paths import CsvUser, SeenUserIds, columns_of_records, is_records
 
 if TYPE_CHECKING:
     from airflow.sdk import ObjectStoragePath
@@ -49,7 +49,7 @@ OPTIONAL_COLUMNS = ("gender", "city", "postcode", "nationality", "registered_at"
 def users_to_frame(users: list[dict[str, Any]] | list[CsvUser]) -> pd.DataFrame:
     """One row per user, in API order, every value a str (or None when the API has none).
 
-    Takes API user dicts, or the CsvUser records process_fast.decode_users reads (the same
+    Takes API user dicts, or the CsvUser records fast_paths.decode_users reads (the same
     columns, faster).
     """
     columns = columns_of_records(users) if is_records(users) else _columns_of_dicts(users)

@@ -1,4 +1,4 @@
-"""Talking to a randomuser.me-style user API: availability check, paging, retries and validation.
+"""Talking to a randomuser.me-style user API: availability check, paging and retries.
 
 The real API has served every kind of bad answer (see docs/guarantees.md): 5xx pages from its CDN,
 429 without Retry-After, and, during outages, HTTP 200 with an empty `results` list. So a page is
@@ -8,7 +8,7 @@ only accepted once its body has been parsed and every user checked; anything els
   exponential backoff; if it persists, the task fails and Airflow's own task retries take over.
 - ``UserApiRequestRejected``: any other 4xx. The request itself is wrong; retrying cannot help.
 - ``InvalidUserPayload``: the data broke its contract (a field missing or of the wrong type, fewer
-  users than asked for). Names the field and the user; retrying cannot help either.
+  users than asked for; validation.py). Names the field and the user; retrying cannot help either.
 
 Passwords, salts and password hashes are removed from every user here, before anything is written.
 """
@@ -18,9 +18,7 @@ from __future__ import annotations
 import json
 import logging
 import math
-import re
 from dataclasses import dataclass
-from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from include.user_processing.errors import InvalidUserPayload, UserApiRequestRejected
@@ -30,6 +28,7 @@ from include.user_processing.settings import (
     REQUEST_MAX_ATTEMPTS,
     USER_API_ENDPOINT,
 )
+from include.user_processing.validation import validate_users
 
 if TYPE_CHECKING:
     import requests
@@ -41,25 +40,6 @@ SECRET_LOGIN_FIELDS = ("password", "salt", "md5", "sha1", "sha256")
 
 # requests' (connect, read) timeouts, used unless the connection's extra sets "timeout".
 DEFAULT_TIMEOUT_SECONDS = (10, 60)
-
-UUID_PATTERN = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
-
-# What the pipeline reads from each user. Anything else may change or vanish without harm.
-REQUIRED_TEXT_FIELDS = (
-    "login.uuid",
-    "login.username",
-    "name.first",
-    "name.last",
-    "email",
-    "location.country",
-)
-OPTIONAL_FIELDS: dict[str, tuple[type, ...]] = {
-    "gender": (str,),
-    "location.city": (str,),
-    "location.postcode": (str, int),  # the API sends both, e.g. 32158 and "0150"
-    "nat": (str,),
-    "registered.date": (str,),
-}
 
 
 class TransientUserApiError(Exception):
@@ -167,8 +147,8 @@ def _request_users(hook: HttpHook, params: dict[str, Any], timeout: Any) -> list
         raise InvalidUserPayload(
             f"asked for {params['results']} users on page {params['page']}, got {len(users)}"
         )
-    for index, user in enumerate(users):
-        validate_user(user, page=params["page"], index=index)
+    validate_users(users, page=params["page"])
+    for user in users:
         strip_secrets(user)
     return users
 
@@ -208,88 +188,6 @@ def _retry_after(headers: Any) -> float | None:
         return float(value) if value is not None else None
     except ValueError:
         return None  # an HTTP date: rare enough to fall back to our own backoff
-
-
-def validate_user(user: Any, *, page: int, index: int) -> None:
-    """Raise InvalidUserPayload naming the first field the pipeline cannot use."""
-    try:
-        login, name, location = user["login"], user["name"], user["location"]
-        valid = (
-            UUID_PATTERN.fullmatch(login["uuid"]) is not None
-            and all(
-                type(value) is str
-                for value in (
-                    login["username"],
-                    name["first"],
-                    name["last"],
-                    user["email"],
-                    location["country"],
-                )
-            )
-            and _optional_fields_valid(user)
-        )
-    except (KeyError, TypeError):
-        valid = False
-    if not valid:
-        raise InvalidUserPayload(f"user {index} on page {page}: {_describe_problem(user)}")
-
-
-def _optional_fields_valid(user: dict) -> bool:
-    for path, types in OPTIONAL_FIELDS.items():
-        value = _lookup(user, path)
-        if value is not None and (type(value) not in types):
-            return False
-    registered = _lookup(user, "registered.date")
-    return registered is None or _is_iso_timestamp(registered)
-
-
-def _describe_problem(user: Any) -> str:
-    if not isinstance(user, dict):
-        return f"expected an object, got {type(user).__name__}"
-    for path in REQUIRED_TEXT_FIELDS:
-        problem = _field_problem(user, path, (str,), required=True)
-        if problem:
-            return problem
-    if not UUID_PATTERN.fullmatch(user["login"]["uuid"]):
-        return "field 'login.uuid' is not a lower-case UUID"
-    for path, types in OPTIONAL_FIELDS.items():
-        problem = _field_problem(user, path, types, required=False)
-        if problem:
-            return problem
-    return "field 'registered.date' is not an ISO-8601 timestamp"
-
-
-def _field_problem(user: dict, path: str, types: tuple[type, ...], *, required: bool) -> str | None:
-    node: Any = user
-    walked: list[str] = []
-    for key in path.split("."):
-        if node is not None and not isinstance(node, dict):
-            return f"field {'.'.join(walked)!r} is a {type(node).__name__}, expected an object"
-        walked.append(key)
-        node = None if node is None else node.get(key)
-    if node is None:
-        return f"field {path!r} is missing" if required else None
-    if type(node) not in types:
-        expected = " or ".join(t.__name__ for t in types)
-        return f"field {path!r} is a {type(node).__name__}, expected {expected}"
-    return None
-
-
-def _lookup(user: dict, path: str) -> Any:
-    node: Any = user
-    for key in path.split("."):
-        if not isinstance(node, dict):
-            return None
-        node = node.get(key)
-    return node
-
-
-def _is_iso_timestamp(value: str) -> bool:
-    try:
-        datetime.fromisoformat(value)
-    except ValueError:
-        return False
-    return True
 
 
 def strip_secrets(user: dict) -> dict:

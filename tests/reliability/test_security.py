@@ -1,8 +1,10 @@
-"""Security: no secret in git, logs, XCom or the warehouse; every server we start is local-only."""
+"""Security: no secret in logs, XCom or the warehouse; every server we start is local-only.
+
+Secrets in git are `make lint`'s: detect-secrets with scripts/secret_literals.py.
+"""
 
 from __future__ import annotations
 
-import re
 import socket
 import subprocess
 import urllib.parse
@@ -10,62 +12,14 @@ import urllib.parse
 import pytest
 
 from scripts.local_env import REPO_ROOT
-from tests.checkout import lines_where
 from tests.integration.expected import api_users, assert_succeeded
 from tests.reliability.conftest import USERS
 from tests.reliability.invariants import assert_secrets_nowhere, login_secrets
-
-# A value that only points at where the real secret comes from, or says to fill it in.
-# ${VAR:?error}, $(command) and {template} are references; in ${VAR:-default} the default is a literal.
-PLACEHOLDER = re.compile(r"^(\$\{.*|\$\(.*|\{.*|\?.*|<[^>]*>|CHANGE_?ME\w*|\*+|)$", re.IGNORECASE)
-# `name = value` or `name: value`, not `==` (a comparison, or a pin such as detect-secrets==1.5.0).
-SECRET_NAME = r"(?i:password|passwd|secret|fernet_key|token|api_key)\w*[\"']?\s*[:=](?!=)\s*"
-# In Python, only a quoted string is a literal (password=password is code); elsewhere any value is.
-PYTHON_SECRET = re.compile(SECRET_NAME + r"(?P<quote>[\"'])(?P<value>[^\"']*)(?P=quote)")
-CONFIG_SECRET = re.compile(SECRET_NAME + r"[\"']?(?P<value>[^\s\"',}#]*)")
-SHELL_DEFAULT = re.compile(r"\$\{\w*(?i:password|secret|fernet_key|token|api_key)\w*:?-(?P<value>[^}]*)\}")
-URI_CREDENTIALS = re.compile(r"://(?P<user>[\w.-]+):(?P<value>[^@\s/]+)@")
-# Real API samples (fake users' fake passwords), the upstream compose file kept for comparison, and
-# this file's own examples of what the scanner must catch.
-NOT_OURS = ("tests/fixtures/", "tests/stack/official-docker-compose")
-THIS_FILE = "tests/reliability/test_security.py"
-THROWAWAY = re.compile(r"test", re.IGNORECASE)  # the convention for the tests' throwaway servers
-
-
-def secret_literals(name: str, line: str) -> list[str]:
-    if name.endswith(".md"):  # prose says "token: ..." freely; only credentials in URLs count
-        patterns = [URI_CREDENTIALS]
-    else:
-        patterns = [PYTHON_SECRET if name.endswith(".py") else CONFIG_SECRET, SHELL_DEFAULT, URI_CREDENTIALS]
-    values = [
-        match.group("value").removeprefix("-") for pattern in patterns for match in pattern.finditer(line)
-    ]
-    return [value for value in values if not (PLACEHOLDER.match(value) or THROWAWAY.search(value))]
 
 
 def test_env_file_is_git_ignored():
     ignored = subprocess.run(["git", "check-ignore", "-q", ".env"], cwd=REPO_ROOT, check=False)
     assert ignored.returncode == 0, ".env must be listed in .gitignore"
-
-
-def test_no_secret_literal_is_committed():
-    found = lines_where(lambda name, line: bool(secret_literals(name, line)), skip=(*NOT_OURS, THIS_FILE))
-    assert not found, "secret-looking literals:\n" + "\n".join(found)
-
-
-def test_the_scanner_finds_what_it_is_for():
-    key = "Zm9vYmFyYmF6" + "cXV4cXV1eA=="  # split, so this file itself stays clean
-    assert secret_literals("docker-compose.yaml", f"AIRFLOW__CORE__FERNET_KEY: {key}") == [key]
-    assert secret_literals("settings.py", f'api_token = "{key}"') == [key]
-    assert secret_literals("a.md", "postgresql://etl:hunter" + "2@db:5432/dwh") == ["hunter" + "2"]
-    assert secret_literals("x.yaml", "POSTGRES_PASSWORD: air" + "flow") == ["air" + "flow"]
-    assert secret_literals("x.yaml", "POSTGRES_PASSWORD: ${WAREHOUSE_PASSWORD}") == []
-    assert secret_literals("x.py", "login['password'] = password") == []
-    assert secret_literals("x.yaml", "JWT_SECRET: ${JWT_SECRET:-airflow_jwt_secret}") == [
-        "airflow_jwt_secret"
-    ]
-    assert secret_literals("x.yaml", "JWT_SECRET: ${JWT_SECRET:?run make env}") == []
-    assert secret_literals("dev.txt", "detect-secrets==1.5.0") == []
 
 
 @pytest.mark.e2e

@@ -1,9 +1,11 @@
-"""Conventions of the repository itself: make targets documented, lint offline, docs linked, no tracker."""
+"""Conventions of the repository: make targets documented, lint offline, secrets scanned, no tracker."""
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
+from pathlib import Path
 
 import yaml
 
@@ -68,6 +70,38 @@ def test_actionlint_finds_what_it_is_for(tmp_path):
     )
     assert result.returncode == 1, result.stdout + result.stderr
     assert 'property "nope" is not defined' in result.stdout
+
+
+def test_the_secret_scan_finds_what_it_is_for(tmp_path):
+    config = yaml.safe_load((REPO_ROOT / ".pre-commit-config.yaml").read_text())
+    (hook,) = [hook for repo in config["repos"] for hook in repo["hooks"] if hook["id"] == "detect-secrets"]
+    key = "Zm9vYmFyYmF6" + "cXV4cXV1eA=="  # split, so this file itself stays clean
+    secrets = {
+        "compose.yaml": "AIRFLOW__CORE__FERNET_KEY: " + key,  # too short for the entropy plugin
+        "settings.py": "api_token = '" + key + "'",  # a name the keyword plugin lacks
+        "notes.md": "postgresql://etl:hunter" + "2@db:5432/dwh",
+        "default.yaml": "JWT_SECRET: ${JWT_SECRET:" + "-airflow_jwt_secret}",
+        "plain.yaml": "POSTGRES_PASSWORD: air" + "flow",
+    }
+    references = {
+        "reference.yaml": "POSTGRES_PASSWORD: ${WAREHOUSE_PASSWORD}",
+        "required.yaml": "JWT_SECRET: ${JWT_SECRET:?run make env}",
+        "code.py": "login['password'] = password",
+        "pin.txt": "detect-secrets==1.5.0",
+    }
+    for name, line in (secrets | references).items():
+        (tmp_path / name).write_text(line + "\n")
+    result = subprocess.run(
+        [hook["entry"], *hook.get("args", []), *sorted(str(path) for path in tmp_path.iterdir())],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, "PATH": f"{REPO_ROOT / '.venv' / 'bin'}:{os.environ['PATH']}"},
+    )
+    flagged = {Path(location).name for location in re.findall(r"Location:\s+(\S+):\d+", result.stdout)}
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert flagged == set(secrets), result.stdout
 
 
 def cites_our_tracker(name: str, line: str) -> bool:

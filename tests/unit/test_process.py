@@ -11,8 +11,8 @@ import uuid
 
 import pytest
 
+from include.user_processing.fast_paths import CsvUser, SeenUserIds, decode_users
 from include.user_processing.process import CSV_COLUMNS, users_to_frame, write_run_csv, write_users_csv
-from include.user_processing.process_fast import CsvUser, SeenUserIds, decode_users
 from scripts.standin_user_api import generate_page
 from tests.conftest import FIXTURES
 

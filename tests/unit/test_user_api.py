@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 
 import pytest
 import requests
 
 from include.user_processing.errors import InvalidUserPayload, UserApiRequestRejected
+from include.user_processing.fast_paths import is_valid_user
 from include.user_processing.user_api import (
     SECRET_LOGIN_FIELDS,
     RequestRetries,
@@ -17,8 +19,8 @@ from include.user_processing.user_api import (
     api_is_serving_users,
     page_sizes,
     strip_secrets,
-    validate_user,
 )
+from include.user_processing.validation import user_problem, validate_user, validate_users
 from tests.conftest import FIXTURES
 
 SAMPLE = json.loads((FIXTURES / "randomuser" / "v1.4_single_BR_codeacademyuz.json").read_text())
@@ -160,6 +162,16 @@ def test_invalid_users_name_the_field_and_the_user(bad_user, message):
         validate_user(bad_user, page=3, index=41)
     assert "user 41 on page 3" in str(caught.value)
     assert message in str(caught.value)
+    assert not is_valid_user(bad_user)  # the fast check agrees
+    with pytest.raises(InvalidUserPayload, match=f"user 1 on page 3: .*{re.escape(message)}"):
+        validate_users([user(), bad_user, user()], page=3)
+
+
+def test_the_fast_check_agrees_with_the_plain_one_on_real_users():
+    page = json.loads((FIXTURES / "randomuser" / "v1.3_seed-abc_page1_50users_drawers.json").read_text())
+    users = [SAMPLE["results"][0], *page["results"]]
+    assert all(user_problem(one) is None and is_valid_user(one) for one in users)
+    validate_users(users, page=1)
 
 
 def test_schema_drift_in_fields_we_do_not_read_is_harmless():
