@@ -43,6 +43,7 @@ BANNER = """
     user {user}, password {password}   (generated for this run)
     DAG user_processing is {paused}; trigger it from its page (the play button).
     The warehouse: psql "{warehouse}"
+    The stand-in user API: {user_api}  (faults on request: scripts/standin_user_api/server.py)
     Ctrl-C stops Airflow and removes everything this command started.
 """
 
@@ -94,6 +95,7 @@ def main(argv: list[str]) -> int | str:
                     password=password,
                     paused="unpaused" if args.unpause else "paused (`make ui UNPAUSE=1` unpauses it)",
                     warehouse=local.warehouse_uri,
+                    user_api=local.env["AIRFLOW_CONN_USER_API"],
                 ),
                 flush=True,
             )

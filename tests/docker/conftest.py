@@ -18,7 +18,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.airflow_api import AirflowApi
+from scripts.airflow_api import AirflowApi
 from tests.docker.engine import DockerEngine, EngineNotAvailable
 from tests.docker.images import BaseImage, StandInError, provide
 from tests.docker.project import ComposeError, ComposeProject, remove_leftovers

@@ -16,9 +16,9 @@ import pytest
 from include.user_processing.extract import seed_for
 from include.user_processing.settings import DEFAULT_USERS_PER_RUN
 from include.user_processing.user_api import page_sizes
+from scripts.airflow_api import AirflowApi
 from scripts.make_env import GENERATED
 from scripts.standin_user_api import generate_page
-from tests.airflow_api import AirflowApi
 from tests.docker.conftest import say
 from tests.docker.project import ComposeProject
 from tests.stack.compose import SECRETS_BY_SERVICE, secrets_in

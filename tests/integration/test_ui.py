@@ -1,11 +1,13 @@
-"""`make ui` as a user runs it: start, log in with the printed password, trigger a run, Ctrl-C.
+"""`make ui` as a user runs it: start, log in with the printed password, trigger runs, Ctrl-C.
 
-The runs of user_processing update the `users` Asset, and that starts users_report: the real
-scheduler's data-aware scheduling, end to end.
+One `make ui` for the module (its start-up is most of the cost), in this order:
+- through the REST API the UI itself uses: a triggered run loads exactly the served users, and the
+  `users` Asset events start users_report (the real scheduler's data-aware scheduling);
+- in a real browser (Debian's Chromium, driven by Playwright), as a person clicks through it;
+- Ctrl-C: everything it started is stopped and removed.
 
 The real scripts/ui.py (scheduler, dag-processor, triggerer and api-server) on its own throwaway
-PostgreSQL and stand-in API (not the session's: `make ui` starts its own), driven through the REST
-API the UI itself uses.
+PostgreSQL and stand-in API, not the session's: `make ui` starts its own.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import psutil
@@ -25,15 +29,27 @@ import pytest
 
 from include.user_processing.settings import DEFAULT_USERS_PER_RUN
 from include.users_report.report import SUMMARY_FILE, read_marts
+from scripts.airflow_api import AirflowApi
+from scripts.browser import expand_all_task_groups, logged_in_page
 from scripts.local_env import LOCAL_DIR, REPO_ROOT, free_port
-from tests.airflow_api import AirflowApi
 from tests.integration.expected import api_users
+from tests.integration.ui_pages import (
+    asset_event_runs,
+    grid_colours,
+    hue,
+    run_state_colour,
+    saved_on_failure,
+    standin_control,
+)
 
 pytestmark = pytest.mark.e2e
 
 USERS = 150  # not the DAG's default, as a user would set it in the trigger form
 LOGICAL_DATE = "2024-09-01"
-BANNER = re.compile(r"user admin, password (\S+) .*?psql \"([^\"]+)\"", re.S)
+BROWSER_USERS = 120  # set in the browser's trigger form
+BROWSER_RUN = "browser_trigger"
+FAILING_RUN = "browser_garbage_from_the_api"
+BANNER = re.compile(r"user admin, password (\S+) .*?psql \"([^\"]+)\".*?user API: (\S+)", re.S)
 
 
 class Output:
@@ -94,10 +110,23 @@ def wait_for_report_of_marts(api: AirflowApi, warehouse_uri: str, timeout: float
         time.sleep(3)
 
 
-def test_make_ui_serves_on_localhost_runs_the_dag_and_removes_everything_on_ctrl_c():
+@dataclass
+class UiSession:
+    process: subprocess.Popen
+    output: Output
+    url: str
+    password: str
+    warehouse_uri: str
+    user_api_url: str
+    api: AirflowApi
+    homes_before: set[Path]
+
+
+@pytest.fixture(scope="module")
+def ui() -> Iterator[UiSession]:
     port = free_port()
     homes_before = set(LOCAL_DIR.glob("airflow-home-*"))
-    ui = subprocess.Popen(
+    process = subprocess.Popen(
         [sys.executable, "-m", "scripts.ui", "--port", str(port)],
         cwd=REPO_ROOT,
         stdout=subprocess.PIPE,
@@ -105,51 +134,152 @@ def test_make_ui_serves_on_localhost_runs_the_dag_and_removes_everything_on_ctrl
         text=True,
         start_new_session=True,  # Ctrl-C goes to its process group, as in a terminal
     )
-    output = Output(ui)
+    output = Output(process)
     try:
-        password, warehouse_uri = output.wait_for(BANNER, ui, timeout=300).groups()
-        api = AirflowApi(f"http://127.0.0.1:{port}").login("admin", password)
+        password, warehouse_uri, user_api_url = output.wait_for(BANNER, process, timeout=300).groups()
+        url = f"http://127.0.0.1:{port}"
+        api = AirflowApi(url).login("admin", password)
         api.wait_for_dag("user_processing", timeout=180)
         api.wait_for_dag("users_report", timeout=180)
-        assert api.request("GET", "/api/v2/dags/user_processing")["is_paused"] is True
-        api.request("PATCH", "/api/v2/dags/users_report", {"is_paused": False})
-        api.request("PATCH", "/api/v2/dags/user_processing", {"is_paused": False})
-        run_id = api.trigger("user_processing", f"{LOGICAL_DATE}T00:00:00Z", {"users": USERS})
-        assert api.wait_for_run("user_processing", run_id, timeout=600) == "success", output.text[-6000:]
-
-        states = {ti["task_id"]: ti["state"] for ti in api.task_instances("user_processing", run_id)}
-        assert any(task.startswith("transform_users.") for task in states), states
-        assert set(states.values()) == {"success"}, states
-        # Unpausing also started the run of the latest daily interval (catchup is off): each run
-        # loads its own date's users, with the default number of users unless the trigger set one.
-        expected = set()
-        for run in api.runs("user_processing"):
-            assert api.wait_for_run("user_processing", run["dag_run_id"], timeout=600) == "success"
-            users = (run["conf"] or {}).get("users", DEFAULT_USERS_PER_RUN)
-            expected |= {user["login"]["uuid"] for user in api_users(run["logical_date"], users)}
-        with psycopg.connect(warehouse_uri) as conn:
-            loaded = {row[0] for row in conn.execute("SELECT user_id::text FROM users")}
-        assert loaded == expected
-        assert {u["login"]["uuid"] for u in api_users(LOGICAL_DATE, USERS)} <= loaded
-
-        # Each load's Asset event started users_report, whose report holds the marts' numbers.
-        report_runs, summary = wait_for_report_of_marts(api, warehouse_uri, timeout=300)
-        assert {run["run_type"] for run in report_runs} == {"asset_triggered"}, report_runs
-        assert {run["state"] for run in report_runs} == {"success"}, report_runs
-        assert f"{len(loaded)} users from" in summary
-
-        assert listening_addresses(ui.pid) == {"127.0.0.1"}
-        assert output.text.count(password) == 1, "the password is printed once, in the banner"
+        yield UiSession(process, output, url, password, warehouse_uri, user_api_url, api, homes_before)
     finally:
-        if ui.poll() is None:
-            os.killpg(ui.pid, signal.SIGINT)
+        if process.poll() is None:  # the Ctrl-C test did not get to run
+            os.killpg(process.pid, signal.SIGINT)
+            try:
+                process.wait(timeout=180)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+
+
+def test_make_ui_runs_the_dag_and_the_asset_starts_users_report(ui: UiSession):
+    api = ui.api
+    assert api.request("GET", "/api/v2/dags/user_processing")["is_paused"] is True
+    api.request("PATCH", "/api/v2/dags/users_report", {"is_paused": False})
+    api.request("PATCH", "/api/v2/dags/user_processing", {"is_paused": False})
+    run_id = api.trigger("user_processing", f"{LOGICAL_DATE}T00:00:00Z", {"users": USERS})
+    assert api.wait_for_run("user_processing", run_id, timeout=600) == "success", ui.output.text[-6000:]
+
+    states = {ti["task_id"]: ti["state"] for ti in api.task_instances("user_processing", run_id)}
+    assert any(task.startswith("transform_users.") for task in states), states
+    assert set(states.values()) == {"success"}, states
+    # Unpausing also started the run of the latest daily interval (catchup is off): each run
+    # loads its own date's users, with the default number of users unless the trigger set one.
+    expected = set()
+    for run in api.runs("user_processing"):
+        assert api.wait_for_run("user_processing", run["dag_run_id"], timeout=600) == "success"
+        users = (run["conf"] or {}).get("users", DEFAULT_USERS_PER_RUN)
+        expected |= {user["login"]["uuid"] for user in api_users(run["logical_date"], users)}
+    with psycopg.connect(ui.warehouse_uri) as conn:
+        loaded = {row[0] for row in conn.execute("SELECT user_id::text FROM users")}
+    assert loaded == expected
+    assert {u["login"]["uuid"] for u in api_users(LOGICAL_DATE, USERS)} <= loaded
+
+    # Each load's Asset event started users_report, whose report holds the marts' numbers.
+    report_runs, summary = wait_for_report_of_marts(api, ui.warehouse_uri, timeout=300)
+    assert {run["run_type"] for run in report_runs} == {"asset_triggered"}, report_runs
+    assert {run["state"] for run in report_runs} == {"success"}, report_runs
+    assert f"{len(loaded)} users from" in summary
+
+
+def test_in_a_browser_a_person_triggers_watches_and_reads_the_logs(ui: UiSession):
+    with logged_in_page(ui.url, "admin", ui.password) as page, saved_on_failure(page, "browser"):
+        # The DAG list: both DAGs with their tags. (Airflow 3.3's list shows no owner; the DAG's page does.)
+        page.goto(ui.url + "/dags")
+        page.get_by_role("link", name="user_processing", exact=True).wait_for()
+        assert re.search(
+            r"user_processing\s+etl, example, users", page.get_by_test_id("main-content").inner_text()
+        ), "no tags"
+        page.get_by_role("link", name="user_processing", exact=True).click()
+        page.get_by_text("data-engineering").first.wait_for()
+        assert re.search(r"Owner\s+data-engineering", page.get_by_test_id("main-content").inner_text()), (
+            "no owner"
+        )
+
+        # The trigger form, with `users` set to another value than the default, and a run id to find it by.
+        page.get_by_role("button", name="Trigger").first.click()
+        form = page.get_by_role("dialog")
+        assert form.get_by_role("spinbutton").input_value() == str(DEFAULT_USERS_PER_RUN)
+        form.get_by_role("spinbutton").fill(str(BROWSER_USERS))
+        form.get_by_role("button", name="Advanced Options").click()
+        form.locator("input[name=dagRunId]").fill(BROWSER_RUN)
+        form.get_by_test_id("trigger-dag-submit").click()
+        form.wait_for(state="hidden")
+
+        # The grid turns green: every task, the dbt group's too, within a bounded wait.
+        assert ui.api.wait_for_run("user_processing", BROWSER_RUN, timeout=600) == "success"
+        page.goto(f"{ui.url}/dags/user_processing/runs/{BROWSER_RUN}")
+        expand_all_task_groups(page)
+        tasks = [ti["task_id"] for ti in ui.api.task_instances("user_processing", BROWSER_RUN)]
+        assert any(task.startswith("transform_users.") for task in tasks), tasks
+        for task in tasks:
+            page.get_by_test_id(f"grid-{BROWSER_RUN}-{task}").wait_for()
+        state, colour = run_state_colour(page)
+        assert state == "success"
+        assert abs(hue(colour) - 149) < 30, f"{colour} is not green"
+        colours = grid_colours(page, BROWSER_RUN)
+        assert set(tasks) <= set(colours), colours
+        assert set(colours.values()) == {colour}, colours
+
+        # The graph shows the dbt task group and its models.
+        page.get_by_role("button", name="Show Graph (Press g)").click()
+        page.locator(".react-flow__node").first.wait_for()
+        expand_all_task_groups(page)
+        nodes = page.locator(".react-flow__node")
+        for task in tasks:
+            nodes.filter(has_text=task.removeprefix("transform_users.")).first.wait_for()
+
+        # A task's log: the extract summary, and no password or salt of any user served.
+        page.goto(f"{ui.url}/dags/user_processing/runs/{BROWSER_RUN}/tasks/extract_user")
+        page.get_by_text(f"'users': {BROWSER_USERS}").wait_for()
+        log = page.inner_text("body")
+        logical_date = ui.api.run("user_processing", BROWSER_RUN)["logical_date"]
+        served = [user["login"] for user in api_users(logical_date, BROWSER_USERS)]
+        leaked = [login["username"] for login in served if login["password"] in log or login["salt"] in log]
+        assert not leaked, f"the log page shows the password or salt of {leaked}"
+
+        # The `users` Asset: an event from this run.
+        page.goto(ui.url + "/assets")
+        page.get_by_role("link", name="users", exact=True).click()
+        page.get_by_text("Asset Events").first.wait_for()
+        page.locator(f'a[href^="/dags/user_processing/runs/{BROWSER_RUN}/"]').first.wait_for()
+        assert BROWSER_RUN in asset_event_runs(page, "user_processing")
+
+        # A run fed garbage by the API goes red, its cause readable in the failed task's log.
+        fault = {"mode": "drop_field", "field": "login.uuid", "after": 1, "times": -1}  # after the probe
+        standin_control(ui.user_api_url, "POST", fault)
         try:
-            code = ui.wait(timeout=180)
-        except subprocess.TimeoutExpired:
-            os.killpg(ui.pid, signal.SIGKILL)
-            raise
-    assert code == 0, output.text[-6000:]
-    assert "Stopped; removing" in output.text
-    assert set(LOCAL_DIR.glob("airflow-home-*")) <= homes_before, "the Airflow home was left behind"
+            page.goto(ui.url + "/dags/user_processing")
+            page.get_by_role("button", name="Trigger").first.click()
+            form = page.get_by_role("dialog")
+            form.get_by_role("button", name="Advanced Options").click()
+            form.locator("input[name=dagRunId]").fill(FAILING_RUN)
+            form.get_by_test_id("trigger-dag-submit").click()
+            form.wait_for(state="hidden")
+            assert ui.api.wait_for_run("user_processing", FAILING_RUN, timeout=600) == "failed"
+        finally:
+            standin_control(ui.user_api_url, "DELETE")
+        page.goto(f"{ui.url}/dags/user_processing/runs/{FAILING_RUN}")
+        page.get_by_role("button", name="Show Grid (Press g)").click()  # the UI remembers the graph view
+        page.get_by_test_id(f"grid-{FAILING_RUN}-extract_user").wait_for()
+        state, colour = run_state_colour(page)
+        assert state == "failed"
+        assert hue(colour) < 60 or hue(colour) > 330, f"{colour} is not red"
+        assert grid_colours(page, FAILING_RUN)["extract_user"] == colour
+        page.goto(f"{ui.url}/dags/user_processing/runs/{FAILING_RUN}/tasks/extract_user")
+        page.get_by_text("field 'login.uuid' is missing").first.wait_for()
+
+
+def test_ctrl_c_stops_everything_and_removes_it(ui: UiSession):
+    assert listening_addresses(ui.process.pid) == {"127.0.0.1"}
+    assert ui.output.text.count(ui.password) == 1, "the password is printed once, in the banner"
+    os.killpg(ui.process.pid, signal.SIGINT)
+    try:
+        code = ui.process.wait(timeout=180)
+    except subprocess.TimeoutExpired:
+        os.killpg(ui.process.pid, signal.SIGKILL)
+        raise
+    assert code == 0, ui.output.text[-6000:]
+    assert "Stopped; removing" in ui.output.text
+    assert set(LOCAL_DIR.glob("airflow-home-*")) <= ui.homes_before, "the Airflow home was left behind"
     with pytest.raises(psycopg.OperationalError):
-        psycopg.connect(warehouse_uri, connect_timeout=3)
+        psycopg.connect(ui.warehouse_uri, connect_timeout=3)
