@@ -57,6 +57,11 @@ shell: install ## a shell with a throwaway Airflow + PostgreSQL + stand-in API (
 ui: install ## the Airflow UI without Docker on 127.0.0.1:8080 (PORT=, UNPAUSE=1); Ctrl-C removes it
 	$(BIN)/python -m scripts.ui --port $(or $(PORT),8080) $(if $(UNPAUSE),--unpause)
 
+# Not part of `make test`, so the tree stays clean: it rewrites the PNGs in docs/img/.
+.PHONY: screenshots
+screenshots: install ## the README's pictures -> docs/img/ (a real run, in Chromium; about 3 min)
+	$(BIN)/python -m scripts.screenshots
+
 # Not part of `make test`: minutes long, and its numbers are for reading, not asserting.
 .PHONY: bench
 bench: install ## the pipeline vs naive baselines -> docs/benchmarks.* (about 15 min)

@@ -39,8 +39,8 @@ def find_chromium(install: bool = True) -> str:
 
 
 @contextmanager
-def logged_in_page(base_url: str, user: str, password: str) -> Iterator[Page]:
-    """A page of a fresh headless Chromium, signed in to the Airflow UI at base_url."""
+def browser_page() -> Iterator[Page]:
+    """A page of a fresh headless Chromium, closed on exit."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
@@ -49,14 +49,21 @@ def logged_in_page(base_url: str, user: str, password: str) -> Iterator[Page]:
         try:
             page = browser.new_page(viewport=VIEWPORT)
             page.set_default_timeout(30_000)
-            page.goto(base_url + "/")
-            page.get_by_label("Username").fill(user)
-            page.get_by_label("Password").fill(password)
-            page.get_by_role("button", name="Sign in").click()
-            page.wait_for_url(lambda url: "/auth/login" not in url)
             yield page
         finally:
             browser.close()
+
+
+@contextmanager
+def logged_in_page(base_url: str, user: str, password: str) -> Iterator[Page]:
+    """A browser page signed in to the Airflow UI at base_url."""
+    with browser_page() as page:
+        page.goto(base_url + "/")
+        page.get_by_label("Username").fill(user)
+        page.get_by_label("Password").fill(password)
+        page.get_by_role("button", name="Sign in").click()
+        page.wait_for_url(lambda url: "/auth/login" not in url)
+        yield page
 
 
 def expand_all_task_groups(page: Page) -> None:

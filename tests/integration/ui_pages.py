@@ -59,8 +59,7 @@ def hue(colour: str) -> float:
 def asset_event_runs(page: Page, dag_id: str) -> set[str]:
     """The runs of dag_id that the Asset events on this page link to."""
     hrefs = page.locator(f'a[href^="/dags/{dag_id}/runs/"]')
-    runs = {hrefs.nth(i).get_attribute("href").split("/")[4] for i in range(hrefs.count())}
-    return runs
+    return {hrefs.nth(i).get_attribute("href").split("/")[4] for i in range(hrefs.count())}
 
 
 def standin_control(user_api_url: str, method: str, body: dict | None = None) -> None:
