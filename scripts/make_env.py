@@ -14,6 +14,7 @@ import base64
 import os
 import re
 import secrets
+import string
 import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -34,14 +35,24 @@ def airflow_uid() -> str:
     return str(uid) if uid != 0 else str(IMAGE_UID)
 
 
+# Letters and digits only: passwords go into connection URIs and onto command lines, where a leading
+# "-" reads as an option (the image's entrypoint runs `airflow users create --password <it>`).
+PASSWORD_ALPHABET = string.ascii_letters + string.digits
+
+
+def password(length: int = 24) -> str:
+    """A random password of `length` letters and digits (24 of them: about 143 bits)."""
+    return "".join(secrets.choice(PASSWORD_ALPHABET) for _ in range(length))
+
+
 # Every value make env generates. All other lines of .env.example are copied as they are.
 GENERATED: dict[str, Callable[[], str]] = {
     "AIRFLOW_UID": airflow_uid,
     "FERNET_KEY": fernet_key,
     "AIRFLOW__API_AUTH__JWT_SECRET": lambda: secrets.token_urlsafe(48),  # 48 random bytes, 64 characters
-    "AIRFLOW_DB_PASSWORD": lambda: secrets.token_urlsafe(24),  # URL-safe: it goes into connection URIs
-    "WAREHOUSE_PASSWORD": lambda: secrets.token_urlsafe(24),
-    "_AIRFLOW_WWW_USER_PASSWORD": lambda: secrets.token_urlsafe(18),
+    "AIRFLOW_DB_PASSWORD": password,
+    "WAREHOUSE_PASSWORD": password,
+    "_AIRFLOW_WWW_USER_PASSWORD": password,
 }
 
 ASSIGNMENT = re.compile(r"^(?P<key>[A-Za-z_][A-Za-z0-9_]*)=(?P<value>.*)$")

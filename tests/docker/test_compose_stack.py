@@ -190,6 +190,18 @@ def test_a_failing_dbt_parse_fails_airflow_init_with_a_clear_message(stack: Comp
     assert "no_such_model" in output, output[-3000:]
 
 
+def test_an_admin_password_starting_with_a_dash_fails_airflow_init_with_a_clear_message(
+    stack: ComposeProject,
+):
+    # The entrypoint would pass it to `airflow users create --password` as an option and create no admin.
+    password = ("-e", "_AIRFLOW_WWW_USER_PASSWORD=-starts-with-a-dash")
+    result = stack.compose("run", "--rm", *password, "airflow-init", check=False, timeout=600)
+    output = result.stdout + result.stderr
+    assert result.returncode != 0, output[-3000:]
+    assert 'ERROR!!!: _AIRFLOW_WWW_USER_PASSWORD in .env starts with "-"' in output, output[-3000:]
+    assert "Airflow version" not in output, "airflow-init went on after the bad password"
+
+
 def test_down_leaves_nothing_and_no_file_of_the_checkout_changed_owner(stack: ComposeProject):
     (command,) = readme_commands("docker compose down --volumes")
     result = stack.shell(command)

@@ -417,6 +417,9 @@ def test_make_env_generates_every_secret_and_never_overwrites(tmp_path):
     ]
     assert all(len(p) >= 16 for p in passwords)
     assert len(set(passwords)) == 3
+    # Letters and digits only: a leading "-" once made `airflow users create --password` create no admin.
+    assert all(p.isascii() and p.isalnum() for p in passwords), passwords
+    assert all(make_env.password().isalnum() for _ in range(500))
     assert env["AIRFLOW_UID"] == str(os.getuid() or make_env.IMAGE_UID)
     assert stat.S_IMODE(env_file.stat().st_mode) == 0o600
     for folder in make_env.WRITABLE_FOLDERS:  # what the containers write: theirs (yours, or 50000 as root)
