@@ -1,7 +1,8 @@
 """`make bench`: the pipeline's own code, timed side by side with naive baselines.
 
 Run it with `make bench` (or `.venv/bin/python -m bench.run --help`). It writes docs/benchmarks.md,
-docs/benchmarks.json and docs/benchmarks.png. Modules, in the order the run uses them:
+docs/benchmarks.json and docs/benchmarks.png, and docs/benchmarks-dbt.* for dbt. Modules, in the
+order the run uses them:
 
 - ``machine``: what the numbers were measured on (CPU, cores, versions).
 - ``inputs``: deterministic stand-in pages, generated once and cached under .local/bench/.
@@ -10,6 +11,9 @@ docs/benchmarks.json and docs/benchmarks.png. Modules, in the order the run uses
 - ``pipeline``: process, store and extract at each N, against their baselines.
 - ``airflow_floor``: DAG parse time and `airflow dags test`, against a no-op DAG (Airflow's floor).
 - ``report``: the console table, the markdown and JSON files and the plot.
+- ``dbt_scaling``: the dbt task group in each mode, on projects ``dbt_projects`` generates (5 to 200
+  models) and bench/dbt_dag/ renders, against one `dbt build`; ``dbt_report`` writes
+  docs/benchmarks-dbt.*.
 """
 
 import os

@@ -1,7 +1,8 @@
-"""`make bench`: measure the pipeline and its baselines, print one table, write docs/benchmarks.*.
+"""`make bench`: the pipeline against its baselines, dbt's modes against one `dbt build`; tables, docs/.
 
-    .venv/bin/python -m bench.run                      # everything, as `make bench` (~15-20 min)
+    .venv/bin/python -m bench.run                      # everything, as `make bench`
     .venv/bin/python -m bench.run --sizes 10000,100000 --repeats 2 --skip-dags-test   # a quick look
+    .venv/bin/python -m bench.run --only dbt --dbt-sizes 5,50      # the dbt scaling part alone
 
 Not part of `make test`: it takes minutes, needs the machine to itself as far as possible, and its
 numbers are for reading, not asserting.
@@ -17,7 +18,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import airflow_floor, inputs, machine, pipeline, report
+from bench import airflow_floor, dbt_report, dbt_scaling, inputs, machine, pipeline, report
 from include.user_processing.extract import PAGES_IN_FLIGHT
 from scripts.local_env import REPO_ROOT
 
@@ -33,15 +34,31 @@ def main(argv: list[str] | None = None) -> int:
     def progress(message: str) -> None:
         print(f"[{time.perf_counter() - started:6.0f} s] {message}", flush=True)
 
+    generated_at = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    described = machine.describe()
+    progress(f"machine: {described['short']}")
+    args.out.mkdir(parents=True, exist_ok=True)
+    written: list[Path] = []
+    if args.only in (None, "pipeline"):
+        written += bench_pipeline(args, argv, sizes, generated_at, described, progress)
+    if args.only in (None, "dbt"):
+        written += bench_dbt(args, generated_at, described, progress)
+    print("\nWritten:", ", ".join(map(str, written)))
+    return 0
+
+
+def bench_pipeline(args, argv, sizes, generated_at, described, progress) -> list[Path]:
+    """The pipeline's steps against their baselines, and Airflow's floor: docs/benchmarks.*."""
+    started = time.perf_counter()
     results: dict = {
-        "generated_at": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "generated_at": generated_at,
         "command": shlex.join(["python", "-m", "bench.run", *argv]),  # `make bench`: no arguments
-        "machine": machine.describe(),
+        "machine": described,
         "sizes": sizes,
         "repeats": args.repeats,
         "pages_in_flight_default": PAGES_IN_FLIGHT,
     }
-    progress(f"machine: {results['machine']['short']}; N = {', '.join(f'{n:,}' for n in sizes)}")
+    progress(f"pipeline: N = {', '.join(f'{n:,}' for n in sizes)}")
     inputs.ensure_pages(max(sizes), progress)
 
     results["process"] = pipeline.bench_process(sizes, args.repeats, progress)
@@ -57,15 +74,37 @@ def main(argv: list[str] | None = None) -> int:
 
     results["load_average_at_end"] = os.getloadavg()
     results["elapsed_seconds"] = time.perf_counter() - started
-    args.out.mkdir(parents=True, exist_ok=True)
     report.write_json(results, args.out / "benchmarks.json")
     report.write_markdown(results, args.out / "benchmarks.md")
     report.write_plot(results, args.out / "benchmarks.png")
     print()
     print(report.console_table(results))
-    written = [args.out / name for name in ("benchmarks.md", "benchmarks.json", "benchmarks.png")]
-    print("\nWritten:", ", ".join(map(str, written)))
-    return 0
+    return [args.out / name for name in ("benchmarks.md", "benchmarks.json", "benchmarks.png")]
+
+
+def bench_dbt(args, generated_at, described, progress) -> list[Path]:
+    """The dbt task group as the dbt project grows, against one `dbt build`: docs/benchmarks-dbt.*."""
+    started = time.perf_counter()
+    sizes = sorted(int(size) for size in args.dbt_sizes.split(","))
+    results = dbt_scaling.bench_dbt(sizes, args.dbt_ways, progress)
+    minutes = (time.perf_counter() - started) / 60
+    dbt_report.write_json(results, args.out / "benchmarks-dbt.json")
+    dbt_report.write_markdown(
+        results, args.out / "benchmarks-dbt.md", generated_at, described["short"], minutes
+    )
+    dbt_report.write_plot(results, args.out / "benchmarks-dbt.png", described["short"])
+    print()
+    print(dbt_report.console_table(results))
+    return [args.out / f"benchmarks-dbt.{suffix}" for suffix in ("md", "json", "png")]
+
+
+def dbt_ways(text: str) -> list[str]:
+    """--dbt-ways, checked before anything runs."""
+    ways = text.split(",")
+    unknown = sorted(set(ways) - set(dbt_scaling.WAYS))
+    if unknown:
+        raise argparse.ArgumentTypeError(f"unknown {unknown}: choose from {', '.join(dbt_scaling.WAYS)}")
+    return ways
 
 
 def parser() -> argparse.ArgumentParser:
@@ -78,6 +117,16 @@ def parser() -> argparse.ArgumentParser:
         "--scale-users", type=int, default=1_000_000, help="users for the big `dags test` run; 0 skips it"
     )
     parser.add_argument("--skip-dags-test", action="store_true", help="skip `airflow dags test` (~5 min)")
+    parser.add_argument("--only", choices=["pipeline", "dbt"], help="one part only (default: both)")
+    parser.add_argument(
+        "--dbt-sizes", default=",".join(map(str, dbt_scaling.SIZES)), help="dbt models per project"
+    )
+    parser.add_argument(
+        "--dbt-ways",
+        default=",".join(dbt_scaling.WAYS),
+        type=dbt_ways,
+        help=f"of: {', '.join(dbt_scaling.WAYS)}",
+    )
     parser.add_argument("--out", type=Path, default=DOCS, help="where to write benchmarks.md/.json/.png")
     return parser
 

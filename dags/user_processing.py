@@ -128,14 +128,8 @@ def user_processing():
         run = run_folder.folder_for(context)
         return asdict(store.store_run_csv(run, PostgresHook(postgres_conn_id=WAREHOUSE_CONN_ID).get_conn))
 
-    transform_users = DbtTaskGroup(
-        group_id="transform_users",
-        project_config=dbt_transforms.PROJECT,
-        profile_config=dbt_transforms.PROFILE,
-        execution_config=dbt_transforms.EXECUTION,
-        render_config=dbt_transforms.RENDER,
-        operator_args=dbt_transforms.OPERATOR_ARGS,
-    )
+    # One task per dbt model, run the way [user_processing] dbt_mode says (dbt_transforms.py).
+    transform_users = DbtTaskGroup(group_id="transform_users", **dbt_transforms.task_group_args())
 
     chain(create_table, is_api_available, extract_user(), process_user(), store_user(), transform_users)
 

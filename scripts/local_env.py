@@ -290,7 +290,13 @@ def airflow_env(
     airflow_home: Path, metadata_db_uri: str, warehouse_uri: str, user_api_url: str
 ) -> dict[str, str]:
     """Environment for running this project's Airflow locally against the throwaway services."""
-    env = {key: value for key, value in os.environ.items() if not key.startswith(("AIRFLOW_", "AIRFLOW__"))}
+    # Your Airflow settings stay out, but for the template's own options ([user_processing]), so that
+    # e.g. `AIRFLOW__USER_PROCESSING__DBT_MODE=watcher make ui` works.
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith("AIRFLOW_") or key.startswith("AIRFLOW__USER_PROCESSING__")
+    }
     env.update(
         {
             "AIRFLOW_HOME": str(airflow_home),

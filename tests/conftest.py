@@ -25,6 +25,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from psycopg import sql
 
 from scripts.local_env import (
     DBT_BIN,
@@ -192,16 +193,23 @@ class AirflowCli:
 
     def task_states(self, logical_date: str, dag_id: str = DAG_ID) -> dict[str, str]:
         """Final state of every task in the latest run for `logical_date`, from the metadata DB."""
+        return self._of_latest_run("state", logical_date, dag_id)
+
+    def task_tries(self, logical_date: str, dag_id: str = DAG_ID) -> dict[str, int]:
+        """How many times each task of the latest run for `logical_date` ran (its try_number)."""
+        return self._of_latest_run("try_number", logical_date, dag_id)
+
+    def _of_latest_run(self, column: str, logical_date: str, dag_id: str) -> dict:
+        query = sql.SQL(
+            """
+            SELECT ti.task_id, ti.{} FROM task_instance ti
+            WHERE ti.dag_id = %s AND ti.run_id = (
+                SELECT run_id FROM dag_run WHERE dag_id = %s
+                AND logical_date = %s::timestamptz ORDER BY id DESC LIMIT 1)
+            """
+        ).format(sql.Identifier(column))
         with psycopg.connect(self.metadata_uri) as conn:
-            rows = conn.execute(
-                """
-                SELECT ti.task_id, ti.state FROM task_instance ti
-                WHERE ti.dag_id = %s AND ti.run_id = (
-                    SELECT run_id FROM dag_run WHERE dag_id = %s
-                    AND logical_date = %s::timestamptz ORDER BY id DESC LIMIT 1)
-                """,
-                (dag_id, dag_id, f"{logical_date}T00:00:00+00:00"),
-            ).fetchall()
+            rows = conn.execute(query, (dag_id, dag_id, f"{logical_date}T00:00:00+00:00")).fetchall()
         return dict(rows)
 
     def task_state(

@@ -13,6 +13,7 @@ WAREHOUSE_CONN_ID = "postgres"
 
 # dbt: the project, and the dbt executable of its own virtualenv (see requirements/dbt.in).
 DBT_PROJECT_DIR = PROJECT_ROOT / "dbt_project"
-DBT_MANIFEST = DBT_PROJECT_DIR / "target" / "manifest.json"  # built by `make install` / airflow-init
 DBT_EXECUTABLE = Path(os.environ.get("DBT_EXECUTABLE_PATH", PROJECT_ROOT / ".venv-dbt" / "bin" / "dbt"))
 DBT_SCHEMA = "analytics"  # where the models are built; loaded tables such as `users` stay in public
+# dbt's threads (models or tests at once), here and in dbt_project/profiles.yml: 4 suits 2-4 cores.
+DBT_THREADS = 4

@@ -3,16 +3,26 @@
 - Profile: built from the Airflow connection `postgres`, so credentials have one source of truth.
 - Execution: dbt runs from its own virtualenv (a subprocess), so its pins never fight Airflow's.
 - Rendering: from the manifest `dbt parse` writes, so parsing the DAG never runs dbt.
-- Tests: `dbt build` per model (TestBehavior.BUILD): a failing test fails that model's task and the
-  models downstream of it do not run. The `users` source gets a freshness-check task first.
+- Mode, `[user_processing] dbt_mode` (settings.DBT_MODE; docs/dbt.md compares them on 5 to 200 models):
+  - "local" (the default): each model's task runs `dbt build` for that model (TestBehavior.BUILD):
+    a failing test fails that model's task and the models downstream of it do not run; a retry
+    re-runs that model only. About 4 s of dbt start-up and parsing per model here.
+  - "watcher": one `dbt build` of the whole project (Cosmos' experimental ExecutionMode.WATCHER),
+    watched by a task per model and one per model's tests (TestBehavior.AFTER_EACH: it has no
+    BUILD); a retried task runs its own model, or its tests, alone. Far faster on big projects,
+    but it needs a scheduler and a triggerer (`make ui`, Docker): `airflow dags test` runs one task
+    at a time in any order, and a watching task started before the build waits for it forever.
+  The `users` source gets a freshness-check task first in both.
 """
 
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 
 from cosmos import ExecutionConfig, ProfileConfig, ProjectConfig, RenderConfig
 from cosmos.constants import (
+    ExecutionMode,
     InvocationMode,
     LoadMode,
     SourceRenderingBehavior,
@@ -23,38 +33,57 @@ from cosmos.profiles import PostgresUserPasswordProfileMapping
 
 from include.common.project import (
     DBT_EXECUTABLE,
-    DBT_MANIFEST,
     DBT_PROJECT_DIR,
     DBT_SCHEMA,
+    DBT_THREADS,
     WAREHOUSE_CONN_ID,
 )
+from include.user_processing.settings import DBT_MODE
 
-PROJECT = ProjectConfig(dbt_project_path=DBT_PROJECT_DIR, manifest_path=DBT_MANIFEST)
+# Each mode: how Cosmos runs dbt, and where the tests run (see the module's docstring).
+MODES = {
+    "local": (ExecutionMode.LOCAL, TestBehavior.BUILD),
+    "watcher": (ExecutionMode.WATCHER, TestBehavior.AFTER_EACH),
+}
 
 PROFILE = ProfileConfig(
     profile_name="user_processing",
     target_name="airflow",
     profile_mapping=PostgresUserPasswordProfileMapping(
-        conn_id=WAREHOUSE_CONN_ID, profile_args={"schema": DBT_SCHEMA}
+        conn_id=WAREHOUSE_CONN_ID, profile_args={"schema": DBT_SCHEMA, "threads": DBT_THREADS}
     ),
 )
 
 # Cosmos requires the same executable and invocation mode on both configs: one dict serves both.
 DBT_RUNNER = {"dbt_executable_path": DBT_EXECUTABLE, "invocation_mode": InvocationMode.SUBPROCESS}
 
-# BUILDABLE: a test that reads several models runs with the last of them, not with the first (whose
-# siblings are not built yet).
-EXECUTION = ExecutionConfig(
-    **DBT_RUNNER,
-    test_indirect_selection=TestIndirectSelection.BUILDABLE,
-)
-
 # A failed dbt test is bad data, which retrying cannot fix: retry once, soon, for a database blip only.
 OPERATOR_ARGS = {"retries": 1, "retry_delay": timedelta(seconds=10)}
 
-RENDER = RenderConfig(
-    load_method=LoadMode.DBT_MANIFEST,
-    test_behavior=TestBehavior.BUILD,
-    source_rendering_behavior=SourceRenderingBehavior.WITH_TESTS_OR_FRESHNESS,
-    **DBT_RUNNER,
-)
+
+def task_group_args(project_dir: Path = DBT_PROJECT_DIR, mode: str = DBT_MODE) -> dict:
+    """DbtTaskGroup's arguments for the dbt project in `project_dir`, run in `mode` (a key of MODES)."""
+    if mode not in MODES:
+        raise ValueError(f"[user_processing] dbt_mode is {mode!r}: use one of {', '.join(MODES)}")
+    execution_mode, test_behavior = MODES[mode]
+    return {
+        "project_config": ProjectConfig(
+            dbt_project_path=project_dir,
+            manifest_path=project_dir / "target" / "manifest.json",  # `make install` / airflow-init
+        ),
+        "profile_config": PROFILE,
+        # BUILDABLE: a test that reads several models runs with the last of them, not with the
+        # first (whose siblings are not built yet).
+        "execution_config": ExecutionConfig(
+            execution_mode=execution_mode,
+            test_indirect_selection=TestIndirectSelection.BUILDABLE,
+            **DBT_RUNNER,
+        ),
+        "render_config": RenderConfig(
+            load_method=LoadMode.DBT_MANIFEST,
+            test_behavior=test_behavior,
+            source_rendering_behavior=SourceRenderingBehavior.WITH_TESTS_OR_FRESHNESS,
+            **DBT_RUNNER,
+        ),
+        "operator_args": OPERATOR_ARGS,
+    }

@@ -34,3 +34,6 @@ RETRY_DELAY = _seconds("retry_delay", 60)  # first task retry; doubles each time
 # Retries of one page request inside extract_user (user_api.RequestRetries), before the task fails.
 REQUEST_MAX_ATTEMPTS = conf.getint("user_processing", "request_max_attempts", fallback=5)
 REQUEST_FIRST_WAIT = _seconds("request_first_wait", 2)  # then doubling, at most 60 s apart
+# How Cosmos runs dbt: "local" (a `dbt build` per model) or "watcher" (one for the whole project);
+# include/user_processing/dbt_transforms.py says what each keeps, docs/dbt.md what each costs.
+DBT_MODE = conf.get("user_processing", "dbt_mode", fallback="local")

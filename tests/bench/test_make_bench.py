@@ -18,16 +18,26 @@ from scripts.local_env import REPO_ROOT
 pytestmark = pytest.mark.bench
 
 USERS = 5000  # one API page
+DBT_MODELS = 3  # the smallest generated dbt project: one staging, one mart, one incremental model
 
 
 def test_bench_runs_every_measure_and_writes_the_report(tmp_path):
     command = [sys.executable, "-m", "bench.run", "--sizes", str(USERS), "--repeats", "1"]
     result = subprocess.run(
-        [*command, "--skip-dags-test", "--out", str(tmp_path)],
+        [
+            *command,
+            "--skip-dags-test",
+            "--dbt-sizes",
+            str(DBT_MODELS),
+            "--dbt-ways",
+            "watcher",
+            "--out",
+            str(tmp_path),
+        ],
         cwd=REPO_ROOT,
         capture_output=True,
         text=True,
-        timeout=600,
+        timeout=900,
         check=False,
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
@@ -45,3 +55,15 @@ def test_bench_runs_every_measure_and_writes_the_report(tmp_path):
     assert {parse["file"] for parse in report["parse"]} >= {"dags/user_processing.py"}
     assert "## Summary" in (tmp_path / "benchmarks.md").read_text()
     assert (tmp_path / "benchmarks.png").read_bytes().startswith(b"\x89PNG")
+
+    dbt = json.loads((tmp_path / "benchmarks-dbt.json").read_text())
+    [row] = dbt["rows"]
+    assert row["models"] == DBT_MODELS
+    assert row["floor"]["wall_seconds"] > 0
+    watcher = row["ways"]["watcher"]
+    # The producer, its gate, the source's two tasks, and a run and a test task per model.
+    assert watcher["task_count"] == 4 + 2 * DBT_MODELS
+    assert {task["state"] for task in watcher["tasks"]} == {"success"}
+    assert watcher["cache"]["dbt_invocations"] >= 1  # the log lines the report counts are still there
+    assert "## Wall time" in (tmp_path / "benchmarks-dbt.md").read_text()
+    assert (tmp_path / "benchmarks-dbt.png").read_bytes().startswith(b"\x89PNG")

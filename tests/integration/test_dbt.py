@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import json
+import re
+import subprocess
+import threading
+import time
 from collections import Counter
 
 import pytest
 
-from tests.conftest import DBT_MODELS, DBT_TASKS, relation_rows
+from include.common.project import SQL_DIR
+from tests.conftest import AIRFLOW_BIN, DAG_ID, DBT_MODELS, DBT_TASKS, relation_rows
 from tests.integration.expected import api_users, assert_succeeded
 
 pytestmark = pytest.mark.e2e
@@ -94,3 +99,48 @@ def test_a_failing_dbt_test_fails_its_task_and_stops_the_downstream_models(airfl
     assert "Failure in test accepted_values_stg_users_gender__male__female" in log
     assert "Got 1 result, configured to fail if != 0" in log
     assert {relation: relation_rows(warehouse, relation) for relation in MODEL_RELATIONS[1:]} == marts_before
+
+
+BAD_ROW = (
+    "INSERT INTO users (user_id, firstname, lastname, email, username, gender, country)"
+    " VALUES ('00000000-0000-4000-8000-0000000000fe', 'Bad', 'Row', 'bad@x.org', 'bad', 'unknown', 'X')"
+)
+
+
+def test_a_retry_reruns_only_the_failed_model(airflow, warehouse):
+    """A failing test fails stg_users' task; once the data is fixed, its automatic retry runs that
+    model's `dbt build` again, and nothing else runs twice."""
+    warehouse.execute((SQL_DIR / "create_users_table.sql").read_text())  # every test starts empty
+    warehouse.execute(BAD_ROW)  # stg_users' accepted_values test fails on it, until it is deleted
+    failed_task = "transform_users.stg_users_model_build"
+    run = subprocess.Popen(
+        [AIRFLOW_BIN, "dags", "test", DAG_ID, "2024-07-05"],
+        env=airflow.env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    output: list[str] = []
+    reader = threading.Thread(target=lambda: output.extend(run.stdout), daemon=True)
+    reader.start()
+    # The first attempt fails; the row goes while the task waits for its retry (10 s).
+    deadline = time.monotonic() + 600
+    while airflow.task_states("2024-07-05").get(failed_task) != "up_for_retry":
+        assert run.poll() is None, "dags test ended before the task failed:\n" + "".join(output)[-6000:]
+        assert time.monotonic() < deadline, "the task never failed"
+        time.sleep(0.5)
+    warehouse.execute("DELETE FROM users WHERE user_id = '00000000-0000-4000-8000-0000000000fe'")
+    assert run.wait(timeout=600) == 0, "".join(output)[-6000:]
+    reader.join(timeout=10)
+    log = "".join(output)
+
+    tries = airflow.task_tries("2024-07-05")
+    assert tries[failed_task] == 2, tries
+    assert {task: count for task, count in tries.items() if task != failed_task} == dict.fromkeys(
+        set(tries) - {failed_task}, 1
+    )
+    assert set(airflow.task_states("2024-07-05").values()) == {"success"}
+    # Each dbt call selects one model: stg_users' twice (the failed try and the retry), the others once.
+    calls = [line for line in log.splitlines() if "Running command: " in line]
+    selected = Counter(re.findall(r"'--select', 'fqn:user_processing\.\w+\.(\w+)'", "\n".join(calls)))
+    assert selected == {model: 2 if model == "stg_users" else 1 for model in DBT_MODELS}, selected
