@@ -85,10 +85,9 @@ ON CONFLICT (user_id) DO NOTHING
 def bench_dbt(sizes: list[int], ways: list[str], progress: Callable[[str], None]) -> dict:
     LOG.parent.mkdir(parents=True, exist_ok=True)
     LOG.unlink(missing_ok=True)
-    log = LOG
     progress(f"dbt scaling: starting a throwaway PostgreSQL, the stand-in API and Airflow (log: {LOG})")
     rows = []
-    with stderr_to(log), local_airflow() as local:
+    with stderr_to(LOG), local_airflow() as local:
         seed_users(local.warehouse_uri)
         env = {**step_env(), **dbt_env(local.warehouse_uri)}
         for models in sizes:
@@ -99,14 +98,14 @@ def bench_dbt(sizes: list[int], ways: list[str], progress: Callable[[str], None]
             row = {
                 "models": models,
                 "shape": vars(dbt_projects.Shape.of(models)),
-                "floor": dbt_build(project, env, log),
+                "floor": dbt_build(project, env, LOG),
             }
             row["ways"] = {}
             for way in ways:
                 if (WAYS[way][2] or models) < models:
                     continue
                 progress(f"dbt scaling, {models} models: {way}: parse time, then airflow dags test")
-                row["ways"][way] = run_way(local, project, way, models, log)
+                row["ways"][way] = run_way(local, project, way, LOG)
             rows.append(row)
             progress(f"dbt scaling, {models} models: " + summary_line(row))
     return {"threads": DBT_THREADS, "users": USERS, "descriptions": DESCRIPTIONS, "rows": rows}
@@ -139,7 +138,7 @@ def dbt_build(project: Path, env: dict[str, str], log: Path) -> dict:
     return {"wall_seconds": seconds, "peak_rss_tree_mb": total_mb, "peak_rss_mb": largest_mb}
 
 
-def run_way(local: LocalAirflow, project: Path, way: str, models: int, log: Path) -> dict:
+def run_way(local: LocalAirflow, project: Path, way: str, log: Path) -> dict:
     mode, options, _ = WAYS[way]
     bench_env = {"BENCH_DBT_PROJECT": str(project), "BENCH_DBT_MODE": mode, **options}
     parse_env = step_env(**bench_env)
@@ -166,7 +165,6 @@ def run_way(local: LocalAirflow, project: Path, way: str, models: int, log: Path
         "parse_seconds": parse,
         "task_count": len(result["tasks"]),
         "cache": {name: len(pattern.findall(logged)) for name, pattern in CACHE_LINES.items()},
-        "models": models,
     }
 
 
