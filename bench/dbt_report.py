@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from bench.dbt_scaling import overhead_per_model
+from bench.dbt_scaling import overhead_per_model, times_floor
 from bench.report import markdown_table, mb
 from include.user_processing.settings import DBT_MODE
 
@@ -17,8 +17,8 @@ def way_cells(row: dict, way: str) -> str:
     result = row["ways"].get(way)
     if result is None:
         return "—"
-    ratio = result["wall_seconds"] / row["floor"]["wall_seconds"]
-    return f"{result['wall_seconds']:.0f} s ({ratio:.1f}x, +{overhead_per_model(row, way):.2f} s/model)"
+    ratio, overhead = times_floor(row, way), overhead_per_model(row, way)
+    return f"{result['wall_seconds']:.0f} s ({ratio:.1f}x, +{overhead:.2f} s/model)"
 
 
 def ways_of(results: dict) -> list[str]:
@@ -60,7 +60,7 @@ def detail_table(results: dict) -> tuple[list[str], list[list[str]]]:
             )
             rows.append([
                 str(row["models"]), way, f"{result['wall_seconds']:.1f} s",
-                f"{result['wall_seconds'] / floor['wall_seconds']:.1f}x",
+                f"{times_floor(row, way):.1f}x",
                 f"{overhead_per_model(row, way):.2f} s", str(result["task_count"]),
                 f"{result['parse_seconds']:.2f} s", mb(result["peak_rss_tree_mb"]),
                 str(cache["dbt_invocations"]), str(cache["partial_parse_missed"]), profile,
@@ -76,11 +76,9 @@ def target_line(results: dict) -> str:
     if not at_target:
         return f"{target}: not run."
     row = at_target[0]
-    ratio = row["ways"][DBT_MODE]["wall_seconds"] / row["floor"]["wall_seconds"]
-    best_way, best = min(
-        ((way, result["wall_seconds"] / row["floor"]["wall_seconds"]) for way, result in row["ways"].items()),
-        key=lambda pair: pair[1],
-    )
+    ratio = times_floor(row, DBT_MODE)
+    best_way = min(row["ways"], key=lambda way: times_floor(row, way))
+    best = times_floor(row, best_way)
     verdict = "met" if ratio <= TARGET_RATIO else "missed"
     return f"{target}: **{verdict}**, {ratio:.1f}x. Fastest way measured there: {best_way}, {best:.1f}x."
 

@@ -30,6 +30,7 @@ from psycopg import sql
 from bench import dbt_projects
 from bench.airflow_floor import PARSE_COLD, PARSE_TIMEOUT_SECONDS, dags_test, stderr_to, watch_memory
 from bench.measure import run_json, step_env
+from bench.pipeline import USERS_DDL
 from include.common.project import DBT_EXECUTABLE, DBT_SCHEMA, DBT_THREADS
 from scripts.local_env import REPO_ROOT, LocalAirflow, dbt_env, local_airflow
 
@@ -37,6 +38,7 @@ SIZES = (5, 50, 200)
 DAG_FILE = REPO_ROOT / "bench" / "dbt_dag" / "dbt_scaling.py"
 PARSE_RUNS = 3
 LOG = dbt_projects.PROJECTS_DIR / "dbt-scaling.log"  # every run's output, the cache lines counted from it
+COSMOS_CACHE = dbt_projects.PROJECTS_DIR / "cosmos-cache"  # emptied before each run
 USERS = 10_000  # rows of `users` every model reads from (spread over the staging models' buckets)
 
 # Each benchmarked way: the mode (settings.DBT_MODE, or bench/dbt_dag's "virtualenv"), the Airflow
@@ -99,10 +101,11 @@ def bench_dbt(sizes: list[int], ways: list[str], progress: Callable[[str], None]
                 "models": models,
                 "shape": vars(dbt_projects.Shape.of(models)),
                 "floor": dbt_build(project, env, LOG),
+                "ways": {},
             }
-            row["ways"] = {}
             for way in ways:
-                if (WAYS[way][2] or models) < models:
+                largest = WAYS[way][2]
+                if largest is not None and models > largest:
                     continue
                 progress(f"dbt scaling, {models} models: {way}: parse time, then airflow dags test")
                 row["ways"][way] = run_way(local, project, way, LOG)
@@ -113,7 +116,7 @@ def bench_dbt(sizes: list[int], ways: list[str], progress: Callable[[str], None]
 
 def seed_users(warehouse_uri: str) -> None:
     with psycopg.connect(warehouse_uri, autocommit=True) as conn:
-        conn.execute((REPO_ROOT / "include" / "sql" / "create_users_table.sql").read_text())
+        conn.execute(USERS_DDL)
         conn.execute(SEED_USERS, (USERS,))
 
 
@@ -146,13 +149,12 @@ def run_way(local: LocalAirflow, project: Path, way: str, log: Path) -> dict:
         run_json("-c", PARSE_COLD, str(DAG_FILE), env=parse_env, timeout=PARSE_TIMEOUT_SECONDS)["cold"]
         for _ in range(PARSE_RUNS)
     )
-    cache_dir = dbt_projects.PROJECTS_DIR / "cosmos-cache"
-    shutil.rmtree(cache_dir, ignore_errors=True)  # a cold cache: a fresh worker's first run
+    shutil.rmtree(COSMOS_CACHE, ignore_errors=True)  # a cold cache: a fresh worker's first run
     env = {
         **local.env,
         **bench_env,
         "AIRFLOW__CORE__DAGS_FOLDER": str(DAG_FILE.parent),
-        "AIRFLOW__COSMOS__CACHE_DIR": str(cache_dir),
+        "AIRFLOW__COSMOS__CACHE_DIR": str(COSMOS_CACHE),
     }
     drop_models(local.warehouse_uri)
     logged_before = log.stat().st_size if log.exists() else 0
@@ -171,10 +173,14 @@ def run_way(local: LocalAirflow, project: Path, way: str, log: Path) -> dict:
 def summary_line(row: dict) -> str:
     floor = row["floor"]["wall_seconds"]
     ways = ", ".join(
-        f"{way} {result['wall_seconds']:.0f} s ({result['wall_seconds'] / floor:.1f}x)"
+        f"{way} {result['wall_seconds']:.0f} s ({times_floor(row, way):.1f}x)"
         for way, result in row["ways"].items()
     )
     return f"floor {floor:.1f} s; {ways}"
+
+
+def times_floor(row: dict, way: str) -> float:
+    return row["ways"][way]["wall_seconds"] / row["floor"]["wall_seconds"]
 
 
 def overhead_per_model(row: dict, way: str) -> float:

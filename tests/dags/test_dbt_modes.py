@@ -13,12 +13,9 @@ import pytest
 from airflow.sdk import DAG
 from cosmos import DbtTaskGroup
 
-from include.common.project import DBT_PROJECT_DIR
 from include.user_processing import dbt_transforms
 from scripts.local_env import REPO_ROOT
-
-MANIFEST = json.loads((DBT_PROJECT_DIR / "target" / "manifest.json").read_text())
-MODELS = sorted(node["name"] for node in MANIFEST["nodes"].values() if node["resource_type"] == "model")
+from tests.conftest import DBT_MODELS, DBT_TASKS
 
 LIST_TASKS = """
 import json
@@ -38,8 +35,8 @@ def group_tasks(mode: str) -> dict[str, object]:
 
 def test_the_local_mode_runs_one_task_per_model_each_building_only_its_model():
     tasks = group_tasks("local")
-    assert set(tasks) == {"warehouse_users_source", *(f"{model}_model_build" for model in MODELS)}
-    for model in MODELS:
+    assert {f"transform_users.{task_id}" for task_id in tasks} == set(DBT_TASKS)
+    for model in DBT_MODELS:
         task = tasks[f"{model}_model_build"]
         assert task.base_cmd == ["build"]  # the model and its tests, in one dbt call
         assert re.fullmatch(rf"fqn:user_processing\.\w+\.{model}", task.select), task.select
@@ -47,7 +44,7 @@ def test_the_local_mode_runs_one_task_per_model_each_building_only_its_model():
 
 def test_the_watcher_mode_runs_one_dbt_build_watched_by_a_run_and_a_test_task_per_model():
     tasks = group_tasks("watcher")
-    per_model = {f"{model}.{kind}" for model in MODELS for kind in ("run", "test")}
+    per_model = {f"{model}.{kind}" for model in DBT_MODELS for kind in ("run", "test")}
     assert set(tasks) == {
         "dbt_producer_watcher",  # the one `dbt build`
         "dbt_producer_watcher_done",
