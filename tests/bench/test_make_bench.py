@@ -64,6 +64,8 @@ def test_bench_runs_every_measure_and_writes_the_report(tmp_path):
     # The producer, its gate, the source's two tasks, and a run and a test task per model.
     assert watcher["task_count"] == 4 + 2 * DBT_MODELS
     assert {task["state"] for task in watcher["tasks"]} == {"success"}
+    # What the report shows for each way: wall time, the DAG file's parse time, peak memory.
+    assert min(watcher["wall_seconds"], watcher["parse_seconds"], watcher["peak_rss_tree_mb"]) > 0, watcher
     assert watcher["cache"]["dbt_invocations"] >= 1  # the log lines the report counts are still there
     assert "## Wall time" in (tmp_path / "benchmarks-dbt.md").read_text()
     assert (tmp_path / "benchmarks-dbt.png").read_bytes().startswith(b"\x89PNG")
