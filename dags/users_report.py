@@ -16,51 +16,41 @@ The logic lives in include/users_report/report.py; this file only wires the task
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 import pendulum
 from airflow.sdk import dag, task
 
-from include.common.alerts import FailureAlert
 from include.common.assets import USERS_ASSET
-from include.common.project import WAREHOUSE_CONN_ID
+from include.common.dag_defaults import default_args
+from include.users_report.settings import DAG_ID, MARTS_POKE_INTERVAL, MARTS_TIMEOUT
 
 
 @dag(
+    dag_id=DAG_ID,
     schedule=[USERS_ASSET],
     start_date=pendulum.datetime(2024, 1, 1, tz="UTC"),
     catchup=False,
     max_active_runs=1,
     tags=["example", "users", "report"],
     doc_md=__doc__,
-    default_args={
-        "owner": "data-engineering",
-        "retries": 2,
-        "retry_delay": timedelta(minutes=1),
-        "on_failure_callback": FailureAlert(),
-    },
+    default_args=default_args(DAG_ID),
 )
 def users_report():
-    # dbt builds the marts a few minutes after store_user; an hour without them means dbt failed.
-    @task.sensor(poke_interval=30, timeout=60 * 60, mode="reschedule")
+    @task.sensor(poke_interval=MARTS_POKE_INTERVAL, timeout=MARTS_TIMEOUT, mode="reschedule")
     def wait_for_marts() -> bool:
         """Done once both marts were built after the last change to `users`."""
-        from airflow.providers.postgres.hooks.postgres import PostgresHook
-
+        from include.common import warehouse
         from include.users_report import report
 
-        with PostgresHook(postgres_conn_id=WAREHOUSE_CONN_ID).get_conn() as conn:
+        with warehouse.connect() as conn:
             return report.marts_are_fresh(conn)
 
     @task
     def write_report(**context) -> dict:
         """Read the marts, write summary.md and the charts into this run's folder."""
-        from airflow.providers.postgres.hooks.postgres import PostgresHook
-
-        from include.common import run_folder
+        from include.common import run_folder, warehouse
         from include.users_report import report
 
-        with PostgresHook(postgres_conn_id=WAREHOUSE_CONN_ID).get_conn() as conn:
+        with warehouse.connect() as conn:
             marts = report.read_marts(conn)
         return report.write_report(run_folder.folder_for(context), marts)
 

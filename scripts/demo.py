@@ -2,17 +2,21 @@
 
 Starts a throwaway PostgreSQL and the stand-in user API, runs `airflow dags test` for one logical
 date, prints the task states and the loaded users with the psql queries you would type yourself,
-runs users_report on the result, and stops everything.
+checks that every dbt test of the project ran, runs users_report on the result, and stops
+everything. When a run fails, it prints each failed task's error and keeps the whole log.
 """
 
 from __future__ import annotations
 
+import json
 import sys
 from datetime import datetime
 from pathlib import Path
 
+from include.common.dbt_manifest import ensure_manifest
 from include.common.run_folder import folder_of
-from scripts.local_env import local_airflow
+from scripts import dbt_coverage, run_log
+from scripts.local_env import LocalAirflow, local_airflow
 
 LOGICAL_DATE = "2024-01-01"
 TASKS_QUERY = (  # Airflow's metadata database lives in the same throwaway server
@@ -24,17 +28,24 @@ COUNT_QUERY = "SELECT count(*) AS users, count(DISTINCT country) AS countries FR
 MART_QUERY = (
     "SELECT country, users, share_pct FROM analytics.users_by_country ORDER BY users DESC, country LIMIT 5;"
 )
+FAILED_QUERY = "SELECT task_id FROM task_instance WHERE dag_id = %s AND state = 'failed' ORDER BY start_date"
 
 
-def main() -> int:
+def main() -> int | str:
     step("Starting a throwaway PostgreSQL and the stand-in user API; migrating Airflow's database")
     with local_airflow() as local:
+        if local.settings.sources():
+            print(local.settings.sources())
         step(f"airflow dags test user_processing {LOGICAL_DATE}")
         result = local.airflow("dags", "test", "user_processing", LOGICAL_DATE)
         print(local.postgres.psql(local.metadata_db_uri, "-c", TASKS_QUERY).stdout)
         if result.returncode != 0:
-            print(result.stdout[-8000:], result.stderr[-8000:], sep="\n")
-            return f"airflow dags test failed (exit code {result.returncode}): see the log above"
+            return failed(local, "user_processing", result)
+        missing = dbt_coverage.tests_not_run(result.stdout + result.stderr, manifest())
+        if missing:
+            log = run_log.save(result.stdout + result.stderr, f"user_processing-{LOGICAL_DATE}")
+            return f"dbt tests that ran in no task: {', '.join(sorted(missing))} (the run's log: {log})"
+        print(f"Every dbt test of the project ran ({len(dbt_coverage.tests_in(manifest()))}).")
         step(f'psql "{local.warehouse_uri}" -c "{USERS_QUERY}"')
         print(local.postgres.psql(local.warehouse_uri, "-c", USERS_QUERY).stdout)
         print(local.postgres.psql(local.warehouse_uri, "-c", COUNT_QUERY).stdout)
@@ -44,14 +55,30 @@ def main() -> int:
         step(f"airflow dags test users_report {LOGICAL_DATE}   (the second DAG: a report of the marts)")
         result = local.airflow("dags", "test", "users_report", LOGICAL_DATE)
         if result.returncode != 0:
-            print(result.stdout[-8000:], result.stderr[-8000:], sep="\n")
-            return f"airflow dags test users_report failed (exit code {result.returncode}): see the log above"
+            return failed(local, "users_report", result)
         runs = Path(local.env["AIRFLOW_HOME"]) / "run-folders"  # run_folder's default, in that home
         report = folder_of(runs, "users_report", datetime.fromisoformat(LOGICAL_DATE))
         print(f"{report}/summary.md, first lines:\n")
         print("\n".join((report / "summary.md").read_text(encoding="utf-8").splitlines()[:12]), "\n")
     print(NEXT_STEPS)
     return 0
+
+
+def failed(local: LocalAirflow, dag_id: str, result) -> str:
+    """Print each failed task's own error; keep the whole output, whose services are about to go."""
+    import psycopg
+
+    output = result.stdout + result.stderr
+    log = run_log.save(output, f"{dag_id}-{LOGICAL_DATE}")
+    with psycopg.connect(local.metadata_db_uri) as conn:
+        tasks = [row[0] for row in conn.execute(FAILED_QUERY, (dag_id,)).fetchall()]
+    print(run_log.explain(output, tasks) if tasks else output[-4000:])
+    names = ", ".join(tasks) or "no task failed"
+    return f"\nairflow dags test {dag_id} failed ({names}): the whole log is {log}"
+
+
+def manifest() -> dict:
+    return json.loads(ensure_manifest().read_text())
 
 
 def step(message: str) -> None:

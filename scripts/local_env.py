@@ -25,6 +25,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
+from scripts.make_env import USER_SETTINGS as USER_SETTINGS_NAME
+from scripts.make_env import read_user_settings, stack_settings
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 LOCAL_DIR = REPO_ROOT / ".local"  # git-ignored
 
@@ -286,33 +289,99 @@ def dbt_env(warehouse_uri: str) -> dict[str, str]:
     }
 
 
+USER_SETTINGS = REPO_ROOT / USER_SETTINGS_NAME  # airflow.env: your connections, variables, options
+# What a local run points at its own throwaway services: neither airflow.env nor your shell sets these.
+LOCAL_RUN_OWNS = frozenset(
+    {"AIRFLOW_HOME", "AIRFLOW__CORE__DAGS_FOLDER", "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", "AIRFLOW_CONFIG"}
+)
+# The template's own settings, which airflow.env may not set (the stack's, in docker-compose.yaml),
+# but which your shell may override in a local run (e.g. AIRFLOW_CONN_USER_API at another API).
+TEMPLATE_SETTINGS = stack_settings() - LOCAL_RUN_OWNS
+# What your shell may always set in a local run: connections, variables and the template's own options.
+SHELL_SETTINGS = ("AIRFLOW_CONN_", "AIRFLOW_VAR_", "AIRFLOW__USER_PROCESSING__")
+
+
+def without_airflow_settings(environ: dict[str, str]) -> dict[str, str]:
+    """`environ` minus every Airflow setting."""
+    return {key: value for key, value in environ.items() if not key.startswith("AIRFLOW_")}
+
+
+def isolated() -> dict:
+    """airflow_env's (and local_airflow's) options for runs that must not depend on your settings:
+    the tests and the benchmarks read neither airflow.env nor your shell's Airflow variables."""
+    return {"user_settings": None, "shell": without_airflow_settings(dict(os.environ))}
+
+
+@dataclass
+class AirflowEnv:
+    """The environment of a local Airflow run, and where the template's defaults were overridden."""
+
+    env: dict[str, str]
+    from_user_settings: list[str]  # keys airflow.env set
+    from_shell: list[str]  # keys your shell set (over the defaults and airflow.env, where they have one)
+
+    def sources(self) -> str:
+        """One line each for airflow.env and your shell, naming what they set (never the values)."""
+        lines = []
+        if self.from_user_settings:
+            lines.append(f"From {USER_SETTINGS.name}: {', '.join(self.from_user_settings)}")
+        if self.from_shell:
+            lines.append(f"From your shell: {', '.join(self.from_shell)}")
+        return "\n".join(lines)
+
+
 def airflow_env(
-    airflow_home: Path, metadata_db_uri: str, warehouse_uri: str, user_api_url: str
-) -> dict[str, str]:
-    """Environment for running this project's Airflow locally against the throwaway services."""
-    # Your Airflow settings stay out, but for the template's own options ([user_processing]), so that
-    # e.g. `AIRFLOW__USER_PROCESSING__DBT_MODE=watcher make ui` works.
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith("AIRFLOW_") or key.startswith("AIRFLOW__USER_PROCESSING__")
+    airflow_home: Path,
+    metadata_db_uri: str,
+    warehouse_uri: str,
+    user_api_url: str,
+    user_settings: Path | None = USER_SETTINGS,
+    shell: dict[str, str] | None = None,
+) -> AirflowEnv:
+    """Environment for running this project's Airflow locally against the throwaway services.
+
+    From lowest to highest precedence: the template's defaults (below), `user_settings`
+    (airflow.env, when it exists), then your shell for connections (AIRFLOW_CONN_*), variables
+    (AIRFLOW_VAR_*) and any option the two set. Your shell's other Airflow options stay out (say, an
+    executor meant for another Airflow), and so does anything that would point the run away from
+    its throwaway services (LOCAL_RUN_OWNS). `shell=None` is this process's environment.
+    """
+    shell = dict(os.environ) if shell is None else shell
+    defaults = {
+        "AIRFLOW_HOME": str(airflow_home),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(REPO_ROOT / "dags"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": metadata_db_uri.replace(
+            "postgresql://", "postgresql+psycopg2://"
+        ),
+        "AIRFLOW_CONN_POSTGRES": warehouse_uri,
+        "AIRFLOW_CONN_USER_API": user_api_url,
+        "AIRFLOW__COSMOS__ENABLE_TELEMETRY": "False",
     }
+    user = {}
+    if user_settings is not None and user_settings.exists():
+        user = read_user_settings(user_settings, reserved=TEMPLATE_SETTINGS | LOCAL_RUN_OWNS)
+    overridable = {*defaults, *user} - LOCAL_RUN_OWNS
+    from_shell = sorted(
+        key
+        for key in shell
+        if key not in LOCAL_RUN_OWNS
+        and (
+            key in overridable
+            or key.startswith(("AIRFLOW_CONN_", "AIRFLOW_VAR_", "AIRFLOW__USER_PROCESSING__"))
+        )
+    )
+    env = without_airflow_settings(shell)
+    env.update(defaults)
+    env.update(user)
+    env.update({key: shell[key] for key in from_shell})
     env.update(
         {
-            "AIRFLOW_HOME": str(airflow_home),
-            "AIRFLOW__CORE__DAGS_FOLDER": str(REPO_ROOT / "dags"),
-            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": metadata_db_uri.replace(
-                "postgresql://", "postgresql+psycopg2://"
-            ),
-            "AIRFLOW_CONN_POSTGRES": warehouse_uri,
-            "AIRFLOW_CONN_USER_API": user_api_url,
-            "AIRFLOW__COSMOS__ENABLE_TELEMETRY": "False",
             "PYTHONPATH": str(REPO_ROOT),  # so DAGs can `import include...`, as in the Docker image
-            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}",
+            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{shell.get('PATH', '')}",
         }
     )
-    return env
+    return AirflowEnv(env, sorted(user), from_shell)
 
 
 @dataclass
@@ -320,7 +389,12 @@ class LocalAirflow:
     postgres: ThrowawayPostgres
     metadata_db_uri: str
     warehouse_uri: str
-    env: dict[str, str]
+    standin_api_url: str  # the stand-in's, even where your AIRFLOW_CONN_USER_API points elsewhere
+    settings: AirflowEnv
+
+    @property
+    def env(self) -> dict[str, str]:
+        return self.settings.env
 
     def airflow(self, *args: str, **kwargs) -> subprocess.CompletedProcess:
         """Run the `airflow` CLI of this virtualenv against the local services."""
@@ -330,8 +404,11 @@ class LocalAirflow:
 
 
 @contextmanager
-def local_airflow(*user_api_args: str) -> Iterator[LocalAirflow]:
-    """Throwaway PostgreSQL + stand-in API + a migrated Airflow home; all removed on exit."""
+def local_airflow(*user_api_args: str, **env_options) -> Iterator[LocalAirflow]:
+    """Throwaway PostgreSQL + stand-in API + a migrated Airflow home; all removed on exit.
+
+    env_options go to airflow_env (user_settings=, shell=); its defaults read airflow.env and your shell.
+    """
     LOCAL_DIR.mkdir(exist_ok=True)
     airflow_home = Path(tempfile.mkdtemp(prefix="airflow-home-", dir=LOCAL_DIR))
     try:
@@ -342,7 +419,8 @@ def local_airflow(*user_api_args: str) -> Iterator[LocalAirflow]:
                 postgres,
                 metadata_db,
                 warehouse,
-                airflow_env(airflow_home, metadata_db, warehouse, user_api.url),
+                user_api.url,
+                airflow_env(airflow_home, metadata_db, warehouse, user_api.url, **env_options),
             )
             migrated = local.airflow("db", "migrate")
             if migrated.returncode != 0:

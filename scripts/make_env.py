@@ -1,7 +1,9 @@
 """`make env`: write .env for `docker compose`, with secrets generated on this machine. Never overwrites.
 
 .env is .env.example with the empty secrets filled in (a Fernet key, a JWT secret, database and
-admin passwords) and AIRFLOW_UID set to the current user. Standard library only: it runs before any
+admin passwords) and AIRFLOW_UID set to the current user. It also copies airflow.env.example to
+airflow.env, the file of your own Airflow connections, variables and options (read_user_settings
+reads it, and refuses what belongs to the stack). Standard library only: it runs before any
 virtualenv exists.
 
     python3 -m scripts.make_env [--output .env] [--template .env.example]
@@ -91,7 +93,7 @@ def write_env(output: Path, template: Path, settings: Mapping[str, str] | None =
 
 
 # What the containers write into the checkout (docker-compose.yaml's bind mounts); nothing else.
-WRITABLE_FOLDERS = ("logs", "config", "plugins", "dbt_project/target")
+WRITABLE_FOLDERS = ("logs", "config", "plugins", "dbt_project/target", "dbt_project/dbt_packages")
 
 
 def make_writable_folders(project: Path) -> None:
@@ -106,12 +108,74 @@ def make_writable_folders(project: Path) -> None:
             os.chown(folder, IMAGE_UID, 0)
 
 
+# --- airflow.env: your own Airflow settings -----------------------------------------------------------
+
+USER_SETTINGS = "airflow.env"  # beside .env; docker-compose.yaml's env_file, make demo/shell/ui
+USER_SETTING = re.compile(
+    r"^(AIRFLOW_CONN_[A-Z0-9_]+|AIRFLOW_VAR_[A-Z0-9_]+|AIRFLOW__[A-Z0-9_]+__[A-Z0-9_]+)$"
+)
+
+
+def read_env_file(path: Path) -> dict[str, str]:
+    """KEY=value lines as docker compose reads an env_file: `export ` allowed, surrounding quotes
+    removed, ` # comment` after an unquoted value dropped, blank and # lines skipped."""
+    entries = {}
+    for number, raw in enumerate(path.read_text().splitlines(), start=1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        key, equals, value = line.removeprefix("export ").partition("=")
+        if not equals:
+            raise ValueError(f"{path}:{number}: expected KEY=value, got {raw!r}")
+        value = value.strip()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
+            value = value[1:-1]
+        else:
+            value = re.split(r"\s+#", value, maxsplit=1)[0]
+        entries[key.strip()] = value
+    return entries
+
+
+def stack_settings(compose_file: Path = REPO_ROOT / "docker-compose.yaml") -> set[str]:
+    """The Airflow variables docker-compose.yaml sets itself: in a container they win over airflow.env."""
+    return set(re.findall(r"^\s+(AIRFLOW[A-Z0-9_]*|_AIRFLOW[A-Z0-9_]*):", compose_file.read_text(), re.M))
+
+
+def read_user_settings(path: Path, reserved: set[str]) -> dict[str, str]:
+    """airflow.env's entries, or ValueError naming every line that is not a connection, variable or
+    option of yours (`reserved`: what the stack or the local run sets itself)."""
+    entries = read_env_file(path)
+    problems = [
+        f"{key}: not an AIRFLOW_CONN_*, AIRFLOW_VAR_* or AIRFLOW__SECTION__KEY setting"
+        for key in entries
+        if not USER_SETTING.match(key)
+    ]
+    problems += [f"{key}: set by the template itself (see .env)" for key in entries if key in reserved]
+    if problems:
+        raise ValueError(f"{path} has lines the template cannot take:\n  " + "\n  ".join(problems))
+    return entries
+
+
+def write_user_settings(output: Path, template: Path) -> bool:
+    """airflow.env from its example, only if absent; readable by its owner only (it may hold passwords)."""
+    try:
+        descriptor = os.open(output, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return False
+    with os.fdopen(descriptor, "w") as file:
+        file.write(template.read_text())
+    return True
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python3 -m scripts.make_env", description=__doc__.splitlines()[0])
     parser.add_argument("--output", type=Path, default=REPO_ROOT / ".env")
     parser.add_argument("--template", type=Path, default=REPO_ROOT / ".env.example")
     args = parser.parse_args(argv)
     make_writable_folders(args.output.parent)
+    settings = args.output.parent / USER_SETTINGS
+    if write_user_settings(settings, REPO_ROOT / "airflow.env.example"):
+        print(f"wrote {settings}: your own connections, variables and Airflow options go there.")
     if not write_env(args.output, args.template):
         print(
             f"{args.output} exists: left unchanged. To start over with new secrets: "

@@ -33,7 +33,7 @@ def main() -> int:
             # psql first; dbt comes from .venv-dbt, after .venv on PATH.
             "PATH": os.pathsep.join([str(local.postgres.bindir), local.env["PATH"], str(DBT_BIN)]),
         }
-        print(BANNER.format(home=env["AIRFLOW_HOME"]), flush=True)
+        print(BANNER.format(home=env["AIRFLOW_HOME"]), local.settings.sources(), sep="", flush=True)
         subprocess.run([os.environ.get("SHELL", "/bin/bash")], env=env, check=False)
     return 0
 

@@ -57,7 +57,7 @@ def main(argv: list[str]) -> int | str:
         help="unpause the DAGs: user_processing runs daily, users_report after each load",
     )
     args = parser.parse_args(argv)
-    if not _port_is_free(args.port):
+    if not port_is_free(args.port):
         return f"port {args.port} on 127.0.0.1 is in use: stop what holds it, or `make ui PORT=8081`"
     signal.signal(signal.SIGTERM, _interrupt)  # `kill` cleans up as Ctrl-C does
 
@@ -95,8 +95,9 @@ def main(argv: list[str]) -> int | str:
                     password=password,
                     paused="unpaused" if args.unpause else "paused (`make ui UNPAUSE=1` unpauses it)",
                     warehouse=local.warehouse_uri,
-                    user_api=local.env["AIRFLOW_CONN_USER_API"],
+                    user_api=local.standin_api_url,
                 ),
+                local.settings.sources(),
                 flush=True,
             )
             while all(service.poll() is None for service in services):
@@ -122,8 +123,11 @@ def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
-def _port_is_free(port: int) -> bool:
+def port_is_free(port: int) -> bool:
+    """Whether the api-server could listen on 127.0.0.1:`port`. It binds with SO_REUSEADDR (uvicorn
+    does), so a connection of an earlier server still in TIME_WAIT does not count as "in use"."""
     with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind(("127.0.0.1", port))
         except OSError:

@@ -35,6 +35,7 @@ from scripts.local_env import (
     ThrowawayPostgres,
     airflow_env,
     dbt_env,
+    isolated,
 )
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -231,7 +232,8 @@ def airflow(
 ) -> AirflowCli:
     metadata_uri = postgres.create_database("airflow", "airflow", "airflow-test-password")
     home = tmp_path_factory.mktemp("airflow-home")
-    cli = AirflowCli(airflow_env(home, metadata_uri, warehouse_uri, _user_api_server.url), metadata_uri)
+    settings = airflow_env(home, metadata_uri, warehouse_uri, _user_api_server.url, **isolated())
+    cli = AirflowCli(settings.env, metadata_uri)
     migrated = cli.run("db", "migrate")
     assert migrated.returncode == 0, migrated.stdout + migrated.stderr
     return cli
@@ -259,6 +261,19 @@ class DbtCli:
 @pytest.fixture
 def dbt(warehouse_uri: str, tmp_path: Path) -> DbtCli:
     return DbtCli({**os.environ, **dbt_env(warehouse_uri)}, tmp_path / "dbt-target")
+
+
+def copy_project(destination: Path) -> dict[str, str]:
+    """A copy of the project as a user grows it (dags/, include/, dbt_project/ without what is built
+    from it), and the environment that points Airflow at the copy instead of this checkout."""
+    built = shutil.ignore_patterns("__pycache__", "target", "logs", "dbt_packages", ".user.yml")
+    for folder in ("dags", "include", "dbt_project"):
+        shutil.copytree(REPO_ROOT / folder, destination / folder, ignore=built)
+    return {
+        "AIRFLOW__CORE__DAGS_FOLDER": str(destination / "dags"),
+        "PYTHONPATH": str(destination),
+        "DBT_EXECUTABLE_PATH": str(DBT_BIN / "dbt"),  # the copy has no .venv-dbt of its own
+    }
 
 
 def relation_rows(conn: psycopg.Connection, relation: str) -> list[tuple]:

@@ -6,10 +6,11 @@ import os
 from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]  # the repository; /opt/airflow in the Docker image
-SQL_DIR = PROJECT_ROOT / "include" / "sql"  # SQL files the DAGs run (their template_searchpath)
 
 # The warehouse, never Airflow's metadata database (contract: override it with AIRFLOW_CONN_POSTGRES).
 WAREHOUSE_CONN_ID = "postgres"
+# The table user_processing loads and other DAGs read (its Asset: include/common/assets.USERS_ASSET).
+USERS_TABLE = "users"
 
 # dbt: the project, and the dbt executable of its own virtualenv (see requirements/dbt.in).
 DBT_PROJECT_DIR = PROJECT_ROOT / "dbt_project"

@@ -2,7 +2,9 @@
 
 - Profile: built from the Airflow connection `postgres`, so credentials have one source of truth.
 - Execution: dbt runs from its own virtualenv (a subprocess), so its pins never fight Airflow's.
-- Rendering: from the manifest `dbt parse` writes, so parsing the DAG never runs dbt.
+- Rendering: from the manifest, which include/common/dbt_manifest.py rebuilds whenever a file dbt
+  reads has changed (a new model gets its task at the next parse); otherwise parsing never runs dbt.
+- Packages: installed once by that same step (`dbt deps`), never by the tasks.
 - Mode, `[user_processing] dbt_mode` (settings.DBT_MODE; docs/dbt.md compares them on 5 to 200 models):
   - "local" (the default): each model's task runs `dbt build` for that model (TestBehavior.BUILD):
     a failing test fails that model's task and the models downstream of it do not run; a retry
@@ -31,6 +33,7 @@ from cosmos.constants import (
 )
 from cosmos.profiles import PostgresUserPasswordProfileMapping
 
+from include.common.dbt_manifest import ensure_manifest
 from include.common.project import (
     DBT_EXECUTABLE,
     DBT_PROJECT_DIR,
@@ -69,7 +72,8 @@ def task_group_args(project_dir: Path = DBT_PROJECT_DIR, mode: str = DBT_MODE) -
     return {
         "project_config": ProjectConfig(
             dbt_project_path=project_dir,
-            manifest_path=project_dir / "target" / "manifest.json",  # `make install` / airflow-init
+            manifest_path=ensure_manifest(project_dir),
+            install_dbt_deps=False,  # ensure_manifest installed them, once for all tasks
         ),
         "profile_config": PROFILE,
         # BUILDABLE: a test that reads several models runs with the last of them, not with the

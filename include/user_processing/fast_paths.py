@@ -1,9 +1,10 @@
 """The pipeline's fast paths, kept apart so that process.py reads as plain pandas and
-validation.py as plain checks. What they buy is measured in docs/benchmarks.md (`make bench`):
+validation.py as plain checks. What they buy is measured in docs/benchmarks.md (`make bench`).
+Each is built from the field table (fields.py), so a column added there is read here too:
 
 - ``decode_users``: a page file straight into CsvUser records that hold only the fields the CSV
   needs (msgspec skips the rest: three times faster than json.load, which it falls back to).
-- ``columns_of_records``: the CSV's columns from those records; process._columns_of_dicts builds
+- ``columns_of_records``: the CSV's columns from those records; process.columns_of_dicts builds
   the same columns from plain dicts, and the tests check that both give the same CSV.
 - ``SeenUserIds``: the user ids already written, as 16-byte keys in a sorted numpy array: what a
   set of str does, in 16 MB instead of 115 MB at a million users.
@@ -13,55 +14,61 @@ validation.py as plain checks. What they buy is measured in docs/benchmarks.md (
 
 from __future__ import annotations
 
+import functools
 import json
+import operator
+from collections.abc import Callable
 from typing import Any
 
 import msgspec
 import numpy as np
 
-from include.user_processing.validation import OPTIONAL_FIELDS, UUID_PATTERN, is_iso_timestamp, lookup
+from include.user_processing.fields import FIELDS, Field
+from include.user_processing.validation import format_check
 
 
-class _Login(msgspec.Struct, gc=False):
-    uuid: str
-    username: str
+def _required_object(path: str, fields: tuple[Field, ...]) -> bool:
+    """Whether the API always sends the object at `path` ("" is the user itself)."""
+    return path == "" or any(field.required and field.path.startswith(path + ".") for field in fields)
 
 
-class _Name(msgspec.Struct, gc=False):
-    first: str
-    last: str
+def _record_types(fields: tuple[Field, ...], prefix: str = "") -> list[tuple]:
+    """msgspec fields (name, type[, default]) for the API objects under `prefix`, from the field table.
 
-
-class _Location(msgspec.Struct, gc=False):
-    country: str
-    city: str | None = None
-    postcode: str | int | None = None
-
-
-class _Registered(msgspec.Struct, gc=False):
-    date: str | None = None
-
-
-class CsvUser(msgspec.Struct, gc=False):
-    """The fields of an API user that the CSV is built from, as decode_users reads them.
-
-    gc=False: records without references to other objects need no cycle collection, which would
-    otherwise rescan hundreds of thousands of them while a page is decoded.
+    An object is optional (None when the API leaves it out) when every field under it is.
     """
+    members: dict[str, list[Field]] = {}
+    for field in fields:
+        name = field.path.removeprefix(prefix).split(".")[0]
+        members.setdefault(name, []).append(field)
+    struct_fields = []
+    for name, under in members.items():
+        leaf = [field for field in under if field.path == prefix + name]
+        if leaf:
+            (field,) = leaf
+            kind: Any = functools.reduce(operator.or_, field.json_types)  # (str, int) -> str | int
+            required = field.required
+        else:
+            kind = msgspec.defstruct(
+                f"_{name.title()}", _record_types(tuple(under), f"{prefix}{name}."), kw_only=True, gc=False
+            )
+            required = _required_object(prefix + name, fields)
+        if required:
+            struct_fields.append((name, kind))
+        else:
+            struct_fields.append((name, kind | None, None))
+    return struct_fields
 
-    login: _Login
-    name: _Name
-    email: str
-    location: _Location
-    gender: str | None = None
-    nat: str | None = None
-    registered: _Registered | None = None
 
+# gc=False: records without references to other objects need no cycle collection, which would
+# otherwise rescan hundreds of thousands of them while a page is decoded.
+CsvUser = msgspec.defstruct("CsvUser", _record_types(FIELDS), kw_only=True, gc=False)
+CsvUser.__doc__ = "The fields of an API user that the CSV is built from, as decode_users reads them."
 
 _PAGE_DECODER = msgspec.json.Decoder(list[CsvUser])
 
 
-def decode_users(page_json: bytes) -> list[CsvUser] | list[dict[str, Any]]:
+def decode_users(page_json: bytes) -> list[Any] | list[dict[str, Any]]:
     """A page file's users as CsvUser records: only the fields above are built, the rest skipped."""
     try:
         return _PAGE_DECODER.decode(page_json)
@@ -75,24 +82,46 @@ def is_records(users: list[Any]) -> bool:
     return bool(users) and isinstance(users[0], CsvUser)
 
 
-def columns_of_records(users: list[CsvUser]) -> dict[str, list]:
-    """The same columns as process._columns_of_dicts, from CsvUser records: keep the two in step."""
-    logins = [user.login for user in users]
-    names = [user.name for user in users]
-    locations = [user.location for user in users]
-    return {
-        "user_id": [login.uuid for login in logins],
-        "firstname": [name.first for name in names],
-        "lastname": [name.last for name in names],
-        "email": [user.email for user in users],
-        "username": [login.username for login in logins],
-        "gender": [user.gender for user in users],
-        "city": [location.city for location in locations],
-        "country": [location.country for location in locations],
-        "postcode": [None if location.postcode is None else str(location.postcode) for location in locations],
-        "nationality": [user.nat for user in users],
-        "registered_at": [None if user.registered is None else user.registered.date for user in users],
-    }
+def _columns_source(fields: tuple[Field, ...]) -> str:
+    """Python source of columns_of_records for `fields`: one list comprehension per object and per
+    column, as one would write them by hand (shown in COLUMNS_SOURCE).
+
+    Generated rather than written out so that the field table stays the one place a column is
+    declared; generated rather than looped over at run time because a comprehension per column is
+    what keeps this step as fast as hand-written code (attrgetter calls or a loop over paths per
+    user cost 50% more; docs/benchmarks.md).
+    """
+    lines = ["def columns_of_records(users):"]
+    lists = {"": "users"}  # object path -> the name of the list holding it for every user
+
+    def list_of(path: str) -> str:
+        if path not in lists:
+            parent, _, attribute = path.rpartition(".")
+            source = list_of(parent)
+            name = f"_{path.replace('.', '_')}"
+            guard = "" if _required_object(parent, fields) else "None if o is None else "
+            lines.append(f"    {name} = [{guard}o.{attribute} for o in {source}]")
+            lists[path] = name
+        return lists[path]
+
+    columns = []
+    for field in fields:
+        parent, _, attribute = field.path.rpartition(".")
+        source = list_of(parent)
+        value = f"o.{attribute}"
+        if field.json_types != (str,):  # stored as text: 32158 -> "32158"
+            value = f"(None if {value} is None else str({value}))"
+        if not _required_object(parent, fields):
+            value = f"(None if o is None else {value})"
+        columns.append(f"        {field.column!r}: [{value} for o in {source}],")
+    return "\n".join([*lines, "    return {", *columns, "    }"]) + "\n"
+
+
+COLUMNS_SOURCE = _columns_source(FIELDS)
+_generated: dict[str, Any] = {}
+exec(compile(COLUMNS_SOURCE, f"<columns_of_records of {__name__}>", "exec"), _generated)  # noqa: S102 - our own source
+columns_of_records: Callable[[list[Any]], dict[str, list]] = _generated["columns_of_records"]
+columns_of_records.__doc__ = "The same columns as process.columns_of_dicts, from CsvUser records."
 
 
 class SeenUserIds:
@@ -171,29 +200,22 @@ def _uuid_keys(ids: list[str]) -> np.ndarray | None:
 def is_valid_user(user: Any) -> bool:
     """True when validation.user_problem finds nothing wrong; the tests check the two agree."""
     try:
-        login, name, location = user["login"], user["name"], user["location"]
-        return (
-            UUID_PATTERN.fullmatch(login["uuid"]) is not None
-            and all(
-                type(value) is str
-                for value in (
-                    login["username"],
-                    name["first"],
-                    name["last"],
-                    user["email"],
-                    location["country"],
-                )
-            )
-            and _optional_fields_valid(user)
-        )
-    except (KeyError, TypeError):
+        for keys, required, json_types, form in _CHECKS:
+            value = user
+            for key in keys:
+                if value is None:  # an optional object the API left out
+                    break
+                value = value.get(key)
+            if value is None:
+                if required:
+                    return False
+            elif type(value) not in json_types or (form is not None and not form(value)):
+                return False
+    except AttributeError:  # something else where an object belongs (a str, a list)
         return False
+    return True
 
 
-def _optional_fields_valid(user: dict) -> bool:
-    for path, types in OPTIONAL_FIELDS.items():
-        value = lookup(user, path)
-        if value is not None and type(value) not in types:
-            return False
-    registered = lookup(user, "registered.date")
-    return registered is None or is_iso_timestamp(registered)
+_CHECKS = tuple(
+    (tuple(field.path.split(".")), field.required, field.json_types, format_check(field)) for field in FIELDS
+)

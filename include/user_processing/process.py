@@ -23,59 +23,39 @@ from typing import IO, TYPE_CHECKING, Any
 
 import pandas as pd
 
-from include.user_processing.fast_paths import CsvUser, SeenUserIds, columns_of_records, is_records
+from include.user_processing.fast_paths import SeenUserIds, columns_of_records, is_records
+from include.user_processing.fields import COLUMNS, FIELDS, Field
 
 if TYPE_CHECKING:
     from airflow.sdk import ObjectStoragePath
 
-# The CSV's columns, in order; the same names as the columns of the `users` table.
-CSV_COLUMNS = (
-    "user_id",
-    "firstname",
-    "lastname",
-    "email",
-    "username",
-    "gender",
-    "city",
-    "country",
-    "postcode",
-    "nationality",
-    "registered_at",
-)
-# Columns the API may leave out or send as null; loaded as NULL when empty.
-OPTIONAL_COLUMNS = ("gender", "city", "postcode", "nationality", "registered_at")
 
-
-def users_to_frame(users: list[dict[str, Any]] | list[CsvUser]) -> pd.DataFrame:
+def users_to_frame(users: list[dict[str, Any]] | list[Any]) -> pd.DataFrame:
     """One row per user, in API order, every value a str (or None when the API has none).
 
     Takes API user dicts, or the CsvUser records fast_paths.decode_users reads (the same
     columns, faster).
     """
-    columns = columns_of_records(users) if is_records(users) else _columns_of_dicts(users)
-    return pd.DataFrame(columns, columns=list(CSV_COLUMNS), dtype=object)
+    columns = columns_of_records(users) if is_records(users) else columns_of_dicts(users)
+    return pd.DataFrame(columns, columns=list(COLUMNS), dtype=object)
 
 
-def _columns_of_dicts(users: list[dict[str, Any]]) -> dict[str, list]:
-    logins = [user["login"] for user in users]
-    names = [user["name"] for user in users]
-    locations = [user["location"] for user in users]
-    return {
-        "user_id": [login["uuid"] for login in logins],
-        "firstname": [name["first"] for name in names],
-        "lastname": [name["last"] for name in names],
-        "email": [user["email"] for user in users],
-        "username": [login["username"] for login in logins],
-        "gender": [user.get("gender") for user in users],
-        "city": [location.get("city") for location in locations],
-        "country": [location["country"] for location in locations],
-        "postcode": [_as_text(location.get("postcode")) for location in locations],
-        "nationality": [user.get("nat") for user in users],
-        "registered_at": [(user.get("registered") or {}).get("date") for user in users],
-    }
+def columns_of_dicts(users: list[dict[str, Any]]) -> dict[str, list]:
+    """Each field's values, read from API user dicts along its path. A required field that is
+    missing raises KeyError naming it (validation keeps such users out of extracted pages)."""
+    return {field.column: [_value_at(user, field) for user in users] for field in FIELDS}
 
 
-def write_users_csv(pages_newest_first: Iterable[list[dict[str, Any]] | list[CsvUser]], out: IO[str]) -> int:
+def _value_at(user: dict[str, Any], field: Field) -> str | None:
+    node: Any = user
+    for key in field.path.split("."):
+        if node is None:  # an optional object the API left out
+            return None
+        node = node[key] if field.required else node.get(key)
+    return _as_text(node)
+
+
+def write_users_csv(pages_newest_first: Iterable[list[dict[str, Any]] | list[Any]], out: IO[str]) -> int:
     """Write the CSV (header, then one chunk per page); returns the number of rows written.
 
     A user_id that occurs more than once keeps its LAST occurrence in API order. Pages therefore

@@ -26,8 +26,9 @@ from typing import TYPE_CHECKING, BinaryIO
 
 from psycopg import errors, sql
 
+from include.common.project import USERS_TABLE
 from include.user_processing.errors import LoadError
-from include.user_processing.process import CSV_COLUMNS, OPTIONAL_COLUMNS
+from include.user_processing.fields import COLUMNS, OPTIONAL_COLUMNS, PRIMARY_KEY
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -62,7 +63,7 @@ def store_run_csv(
 ) -> LoadResult:
     """The store_user task: store_users_csv of the run's users.csv.
 
-    `connect` opens the warehouse connection (PostgresHook(...).get_conn): only once the CSV is
+    `connect` opens the warehouse connection (include.common.warehouse.connect): only once the CSV is
     found, so a run without one fails at once, whether or not the warehouse answers.
     """
     from include.common import run_folder  # Airflow: only the task needs it
@@ -75,15 +76,16 @@ def store_run_csv(
         return store_users_csv(conn, csv_file)
 
 
-def store_users_csv(conn: psycopg.Connection, csv_file: BinaryIO, table: str = "users") -> LoadResult:
+def store_users_csv(conn: psycopg.Connection, csv_file: BinaryIO, table: str = USERS_TABLE) -> LoadResult:
     """Upsert the CSV's users into `table` in one transaction; commits on success, else rolls back."""
     _check_header(csv_file)
     target = sql.Identifier(table)
     incoming = sql.Identifier(f"{table}_incoming")
-    columns = sql.SQL(", ").join(map(sql.Identifier, CSV_COLUMNS))
+    columns = sql.SQL(", ").join(map(sql.Identifier, COLUMNS))
     try:
         with conn.transaction(), conn.cursor() as cursor:
             cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (LOAD_LOCK_KEY,))
+            _check_table(cursor, table)
             cursor.execute(
                 sql.SQL(
                     "CREATE TEMP TABLE {incoming} (LIKE {target} INCLUDING DEFAULTS) ON COMMIT DROP"
@@ -120,8 +122,23 @@ def _check_header(csv_file: BinaryIO) -> None:
     if not first_line:
         raise LoadError("the CSV file is empty (not even a header): refusing to load nothing")
     header = next(csv.reader(io.StringIO(first_line)), [])
-    if tuple(header) != CSV_COLUMNS:
-        raise LoadError(f"CSV header {header} does not match the expected columns {list(CSV_COLUMNS)}")
+    if tuple(header) != COLUMNS:
+        raise LoadError(f"CSV header {header} does not match the expected columns {list(COLUMNS)}")
+
+
+def _check_table(cursor: psycopg.Cursor, table: str) -> None:
+    """The table must have every column of the CSV: create_table adds the ones fields.py gained."""
+    cursor.execute(
+        "SELECT column_name FROM information_schema.columns"
+        " WHERE table_schema = current_schema() AND table_name = %s",
+        (table,),
+    )
+    existing = {row[0] for row in cursor.fetchall()}
+    missing = [column for column in COLUMNS if column not in existing]
+    if len(missing) == len(COLUMNS):
+        raise LoadError(f"table {table!r} does not exist: run create_table first")
+    if missing:
+        raise LoadError(f"table {table!r} has no column {', '.join(missing)}: run create_table first")
 
 
 def _copy_csv(
@@ -160,7 +177,7 @@ def _refuse_users_twice_in_batch(
 
 def _update_statement(target: sql.Identifier, incoming: sql.Identifier) -> sql.Composed:
     """Known users whose values changed get the new values and a new loaded_at; the rest are untouched."""
-    data_columns = [sql.Identifier(column) for column in CSV_COLUMNS if column != "user_id"]
+    data_columns = [sql.Identifier(column) for column in COLUMNS if column != PRIMARY_KEY]
     return sql.SQL(
         """
         UPDATE {target} AS existing SET ({data_columns}, loaded_at) = ({incoming_columns}, now())
@@ -180,7 +197,7 @@ def _update_statement(target: sql.Identifier, incoming: sql.Identifier) -> sql.C
 def _insert_statement(target: sql.Identifier, incoming: sql.Identifier) -> sql.Composed:
     """Users not in the table yet, in user_id order: consecutive rows then go to the same page of the
     primary key index instead of a random one (about twice as fast at a million new users)."""
-    columns = sql.SQL(", ").join(map(sql.Identifier, CSV_COLUMNS))
+    columns = sql.SQL(", ").join(map(sql.Identifier, COLUMNS))
     return sql.SQL(
         """
         INSERT INTO {target} ({columns})

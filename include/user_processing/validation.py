@@ -1,5 +1,9 @@
 """What the pipeline needs from each API user, and the error naming the first field that breaks it.
 
+What is checked comes from the field table (fields.py): every required field must be there, every
+field that is there must have one of its JSON types, a "uuid" must be a lower-case UUID and a
+"timestamptz" an ISO-8601 timestamp. Anything else in a user may change or vanish without harm.
+
 Plain Python, no Airflow: user_api.py applies it to every page it fetches, before anything is
 written; tests/unit/test_user_api.py covers every field. The fast yes/no check for the valid users
 is fast_paths.is_valid_user.
@@ -8,29 +12,17 @@ is fast_paths.is_valid_user.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
 from include.user_processing.errors import InvalidUserPayload
+from include.user_processing.fields import FIELDS, Field
 
 UUID_PATTERN = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
-# What the pipeline reads from each user. Anything else may change or vanish without harm.
-REQUIRED_TEXT_FIELDS = (
-    "login.uuid",
-    "login.username",
-    "name.first",
-    "name.last",
-    "email",
-    "location.country",
-)
-OPTIONAL_FIELDS: dict[str, tuple[type, ...]] = {
-    "gender": (str,),
-    "location.city": (str,),
-    "location.postcode": (str, int),  # the API sends both, e.g. 32158 and "0150"
-    "nat": (str,),
-    "registered.date": (str,),
-}
+REQUIRED_FIELDS = tuple(field for field in FIELDS if field.required)
+OPTIONAL_FIELDS = tuple(field for field in FIELDS if not field.required)
 
 
 def validate_users(users: list[Any], *, page: int) -> None:
@@ -50,49 +42,41 @@ def validate_user(user: Any, *, page: int, index: int) -> None:
 
 
 def user_problem(user: Any) -> str | None:
-    """What makes this user unusable (the first field that is missing or wrong), or None."""
+    """What makes this user unusable (the first field that is missing or wrong), or None.
+
+    Required fields are checked first, so a user missing one is named for it.
+    """
     if not isinstance(user, dict):
         return f"expected an object, got {type(user).__name__}"
-    for path in REQUIRED_TEXT_FIELDS:
-        problem = _field_problem(user, path, (str,), required=True)
+    for field in (*REQUIRED_FIELDS, *OPTIONAL_FIELDS):
+        problem = _field_problem(user, field)
         if problem:
             return problem
-    if not UUID_PATTERN.fullmatch(user["login"]["uuid"]):
-        return "field 'login.uuid' is not a lower-case UUID"
-    for path, types in OPTIONAL_FIELDS.items():
-        problem = _field_problem(user, path, types, required=False)
-        if problem:
-            return problem
-    registered = lookup(user, "registered.date")
-    if registered is not None and not is_iso_timestamp(registered):
-        return "field 'registered.date' is not an ISO-8601 timestamp"
     return None
 
 
-def _field_problem(user: dict, path: str, types: tuple[type, ...], *, required: bool) -> str | None:
+def _field_problem(user: dict, field: Field) -> str | None:
     node: Any = user
     walked: list[str] = []
-    for key in path.split("."):
+    for key in field.path.split("."):
         if node is not None and not isinstance(node, dict):
             return f"field {'.'.join(walked)!r} is a {type(node).__name__}, expected an object"
         walked.append(key)
         node = None if node is None else node.get(key)
     if node is None:
-        return f"field {path!r} is missing" if required else None
-    if type(node) not in types:
-        expected = " or ".join(t.__name__ for t in types)
-        return f"field {path!r} is a {type(node).__name__}, expected {expected}"
+        return f"field {field.path!r} is missing" if field.required else None
+    if type(node) not in field.json_types:
+        expected = " or ".join(t.__name__ for t in field.json_types)
+        return f"field {field.path!r} is a {type(node).__name__}, expected {expected}"
+    check = format_check(field)
+    if check is not None and not check(node):
+        return f"field {field.path!r} is not {FORMATS[field.sql_type][0]}"
     return None
 
 
-def lookup(user: dict, path: str) -> Any:
-    """The value at a dotted path such as "registered.date", or None where any part is missing."""
-    node: Any = user
-    for key in path.split("."):
-        if not isinstance(node, dict):
-            return None
-        node = node.get(key)
-    return node
+def format_check(field: Field) -> Callable[[Any], bool] | None:
+    """What a value of the right JSON type must also pass for the field's SQL type, if anything."""
+    return FORMATS[field.sql_type][1] if field.sql_type in FORMATS else None
 
 
 def is_iso_timestamp(value: str) -> bool:
@@ -101,3 +85,10 @@ def is_iso_timestamp(value: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+# The SQL types whose values need more than the right JSON type: (what they must be, the check).
+FORMATS = {
+    "uuid": ("a lower-case UUID", lambda value: UUID_PATTERN.fullmatch(value) is not None),
+    "timestamptz": ("an ISO-8601 timestamp", is_iso_timestamp),
+}

@@ -6,7 +6,7 @@ were built after the last change to `users` (`built_at` against `loaded_at`, bot
 clock), then reads them. A load that changed nothing leaves `loaded_at` alone, so the marts already
 built count as fresh.
 
-Plain Python over a psycopg connection: the DAG hands in PostgresHook(...).get_conn(). The charts
+Plain Python over a psycopg connection: the DAG hands in include.common.warehouse.connect(). The charts
 are hand-written SVG (text, no plotting library): readable in a browser or on GitHub, and testable.
 """
 
@@ -18,8 +18,7 @@ from typing import TYPE_CHECKING
 
 from psycopg import errors, sql
 
-from include.common.project import DBT_SCHEMA
-from include.user_processing.settings import USERS_TABLE
+from include.common.project import DBT_SCHEMA, USERS_TABLE
 
 if TYPE_CHECKING:
     import psycopg

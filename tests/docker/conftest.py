@@ -25,10 +25,19 @@ from tests.docker.project import ComposeError, ComposeProject, remove_leftovers
 from tests.stack.compose import ComposeNotInstalled, compose_command
 
 # What the test writes into the generated .env, as a user would: the stand-in API and its profile,
-# flower too, and the most verbose logs (to prove that even they hold no secret).
+# flower too.
 SETTINGS = {
     "AIRFLOW_CONN_USER_API": "http://user-api:8000",
     "COMPOSE_PROFILES": "standin,flower",
+}
+# And into airflow.env: a connection, a variable and an option of the user's own; the option is the
+# most verbose log level, to prove that even it leaves no secret in a log (the connection's password
+# included).
+# A throwaway password of the user's own connection (not one of the stack's).
+USER_PASSWORD = "Reader2Secret9Pw"  # pragma: allowlist secret
+USER_SETTINGS = {
+    "AIRFLOW_CONN_WAREHOUSE2": f"postgresql://reader:{USER_PASSWORD}@warehouse:5432/warehouse",
+    "AIRFLOW_VAR_GREETING": "hello from airflow.env",
     "AIRFLOW__LOGGING__LOGGING_LEVEL": "DEBUG",
 }
 UP_TIMEOUT = 600  # seconds for `up --wait`: first start, migrations, every healthcheck
@@ -102,6 +111,7 @@ def project(engine: DockerEngine) -> Iterator[ComposeProject]:
         )
         assert made.returncode == 0, f"make env failed:\n{made.stdout}{made.stderr}"
         scratch.set_dotenv(SETTINGS)
+        scratch.set_user_settings(USER_SETTINGS)
         scratch.owners_before = scratch.owners()
         yield scratch
     finally:

@@ -59,7 +59,14 @@ class ComposeProject:
 
     def set_dotenv(self, values: dict[str, str]) -> None:
         """Edit .env as a user would: replace KEY=..., or uncomment `# KEY=...`, or add the line."""
-        path = self.folder / ".env"
+        self._edit(self.folder / ".env", values)
+
+    def set_user_settings(self, values: dict[str, str]) -> None:
+        """Edit airflow.env (make env wrote it) the same way."""
+        self._edit(self.folder / "airflow.env", values)
+
+    @staticmethod
+    def _edit(path: Path, values: dict[str, str]) -> None:
         lines = path.read_text().splitlines()
         for key, value in values.items():
             for index, line in enumerate(lines):

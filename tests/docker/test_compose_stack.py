@@ -19,7 +19,7 @@ from include.user_processing.user_api import page_sizes
 from scripts.airflow_api import AirflowApi
 from scripts.make_env import GENERATED
 from scripts.standin_user_api import generate_page
-from tests.docker.conftest import say
+from tests.docker.conftest import USER_PASSWORD, USER_SETTINGS, say
 from tests.docker.project import ComposeProject
 from tests.stack.compose import SECRETS_BY_SERVICE, secrets_in
 
@@ -73,13 +73,32 @@ def test_each_service_gets_only_the_secrets_it_needs(stack: ComposeProject):
     generated = {name: stack.dotenv()[name] for name in SECRET_NAMES}
     seen = {}
     for container in stack.containers():
-        lines = stack.engine.docker(
-            "inspect", "--format", "{{range .Config.Env}}{{println .}}{{end}}", container["ID"]
-        ).stdout.splitlines()
-        environment = dict(line.partition("=")[::2] for line in lines)
+        environment = container_environment(stack, container["ID"])
         seen[container["Service"]] = secrets_in(environment, generated)
     expected = {service: set(SECRETS_BY_SERVICE[service]) for service in seen}
     assert seen == expected
+
+
+def test_your_own_settings_reach_every_airflow_component_and_nothing_else(stack: ComposeProject):
+    components = {"airflow-apiserver", "airflow-scheduler", "airflow-dag-processor", "airflow-worker"}
+    components |= {"airflow-triggerer", "airflow-init"}
+    seen = {}
+    for container in stack.containers():
+        environment = container_environment(stack, container["ID"])
+        seen[container["Service"]] = {key: environment.get(key) for key in USER_SETTINGS}
+    for service, settings in seen.items():
+        expected = USER_SETTINGS if service in components else dict.fromkeys(USER_SETTINGS)
+        assert settings == expected, service
+    # Airflow itself reads them: the variable, as a task would.
+    greeting = stack.compose("exec", "-T", "airflow-worker", "airflow", "variables", "get", "greeting")
+    assert greeting.stdout.strip() == USER_SETTINGS["AIRFLOW_VAR_GREETING"]
+
+
+def container_environment(stack: ComposeProject, container_id: str) -> dict[str, str]:
+    lines = stack.engine.docker(
+        "inspect", "--format", "{{range .Config.Env}}{{println .}}{{end}}", container_id
+    ).stdout.splitlines()
+    return dict(line.partition("=")[::2] for line in lines)
 
 
 def test_a_triggered_run_loads_exactly_the_users_the_api_served(stack: ComposeProject, api: AirflowApi):
@@ -170,6 +189,8 @@ def test_the_task_logs_hold_no_secret_even_at_debug_level(stack: ComposeProject,
     generated = stack.dotenv()
     leaked = [name for name in SECRET_NAMES if generated[name] in text]
     assert not leaked, "\n".join(_context(text, generated[name]) for name in leaked)
+    # The password of the connection in airflow.env: the user's own secrets stay out as well.
+    assert USER_PASSWORD not in text, _context(text, USER_PASSWORD)
     for user in served_logins(api):
         for field in ("salt", "sha256"):
             assert user[field] not in text, _context(text, user[field])

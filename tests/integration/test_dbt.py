@@ -11,7 +11,7 @@ from collections import Counter
 
 import pytest
 
-from include.common.project import SQL_DIR
+from include.user_processing.fields import users_table_sql
 from tests.conftest import AIRFLOW_BIN, DAG_ID, DBT_MODELS, DBT_TASKS, relation_rows
 from tests.integration.expected import api_users, assert_succeeded
 
@@ -110,7 +110,8 @@ BAD_ROW = (
 def test_a_retry_reruns_only_the_failed_model(airflow, warehouse):
     """A failing test fails stg_users' task; once the data is fixed, its automatic retry runs that
     model's `dbt build` again, and nothing else runs twice."""
-    warehouse.execute((SQL_DIR / "create_users_table.sql").read_text())  # every test starts empty
+    for statement in users_table_sql():
+        warehouse.execute(statement)  # every test starts empty
     warehouse.execute(BAD_ROW)  # stg_users' accepted_values test fails on it, until it is deleted
     failed_task = "transform_users.stg_users_model_build"
     run = subprocess.Popen(

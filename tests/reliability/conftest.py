@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterator
 import psycopg
 import pytest
 
-from include.common.project import SQL_DIR
+from include.user_processing.fields import users_table_sql
 from include.user_processing.process import write_users_csv
 from include.user_processing.store import store_users_csv
 from tests.conftest import users_in
@@ -62,7 +62,8 @@ def run(airflow, warehouse: psycopg.Connection) -> Iterator[Callable]:
 @pytest.fixture
 def baseline(warehouse: psycopg.Connection) -> dict:
     """Users of an earlier day already loaded (straight through the load code, no Airflow needed)."""
-    warehouse.execute((SQL_DIR / "create_users_table.sql").read_text())
+    for statement in users_table_sql():
+        warehouse.execute(statement)
     text = io.StringIO()
     write_users_csv([api_users(BASELINE_DATE, USERS)], text)
     store_users_csv(warehouse, io.BytesIO(text.getvalue().encode()))

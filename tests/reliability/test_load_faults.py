@@ -14,7 +14,7 @@ import psycopg
 import pytest
 
 from include.user_processing.errors import LoadError
-from include.user_processing.process import CSV_COLUMNS
+from include.user_processing.fields import COLUMNS
 from include.user_processing.store import store_users_csv
 from scripts.local_env import ThrowawayPostgres
 from tests.integration.expected import assert_succeeded
@@ -26,7 +26,7 @@ pytestmark = pytest.mark.e2e
 
 def synthetic_csv(rows: int, name: str = "Ada", start: int = 0) -> bytes:
     """A CSV in process_user's format, fast to make at any size (ids are deterministic)."""
-    header = ",".join(f'"{column}"' for column in CSV_COLUMNS)
+    header = ",".join(f'"{column}"' for column in COLUMNS)
     lines = [header]
     for number in range(start, start + rows):
         user_id = uuid.UUID(int=number, version=4)

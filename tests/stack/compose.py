@@ -51,19 +51,21 @@ def compose_command() -> tuple[str, ...]:
     return (str(binary),)
 
 
-def render(env_file: Path, project_dir: Path = REPO_ROOT) -> dict:
-    """`docker compose config` of project_dir's compose file with env_file, every profile enabled.
+def render(env_file: Path, project_dir: Path = REPO_ROOT, user_settings: Path | None = None) -> dict:
+    """`docker compose config` of project_dir's compose file with env_file, every profile enabled,
+    and `user_settings` as airflow.env (None: none, whatever your checkout holds).
 
     Raises ComposeConfigError with Compose's own message when it refuses the file (e.g. a required
     variable is not set).
     """
+    settings = user_settings or env_file.parent / "no-airflow.env"
     result = subprocess.run(
         [
             *compose_command(),
             *("--project-directory", str(project_dir), "--env-file", str(env_file), "--profile", "*"),
             *("config", "--format", "json"),
         ],
-        env=_without_compose_settings(os.environ),
+        env={**_without_compose_settings(os.environ), "AIRFLOW_ENV_FILE": str(settings)},
         capture_output=True,
         text=True,
         check=False,

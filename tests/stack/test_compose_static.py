@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 from cryptography.fernet import Fernet
 
+from include.common import run_folder
 from include.common.assets import USERS_ASSET
 from scripts import make_env
 from scripts.local_env import REPO_ROOT
@@ -50,9 +51,10 @@ ALLOWED_CHANGES = {
     ("airflow-init", "_AIRFLOW_WWW_USER_PASSWORD"): "admin password from .env",
 }
 # Official keys the template drops, and why.
-REMOVED = {
-    ("x-airflow-common", "env_file"): "each service gets only the variables it needs, not all of .env",
-}
+REMOVED: dict[tuple[str, str], str] = {}
+# The official env_file hands every Airflow container all of .env; the template's hands them airflow.env,
+# the user's own settings, which hold none of the stack's secrets.
+USER_SETTINGS_FILE = [{"path": "${AIRFLOW_ENV_FILE:-airflow.env}", "required": False}]
 # Lines of airflow-init's official script the template replaces, and why: the official script chowns
 # everything under /opt/airflow, the project's own mounted files included.
 REPLACED_INIT_LINES = {
@@ -161,6 +163,8 @@ def test_every_official_shared_key_is_kept_unless_its_removal_is_allowed():
             assert all(key not in service for service in OURS["services"].values()), key
         else:
             assert key in ours, f"x-airflow-common: {key} is missing"
+    assert official["env_file"] == ["${ENV_FILE_PATH:-.env}"]
+    assert ours["env_file"] == USER_SETTINGS_FILE
 
 
 def test_airflow_init_keeps_the_official_script():
@@ -180,8 +184,12 @@ def test_airflow_init_keeps_the_official_script():
 def test_airflow_init_stops_at_the_first_failure_and_a_failed_dbt_parse_says_so():
     script = OURS["services"]["airflow-init"]["command"][1]
     assert script.splitlines()[1] == "set -eo pipefail"  # after its template comment
-    parse = script[script.index("dbt parse") :]
-    assert re.match(r"[^\n]*\n(?:.*\\\n)*.*; then\n.*ERROR!!!: dbt parse failed.*\n.*\n\s*exit 1\n", parse)
+    parse = script[script.index("if ! setpriv") :]
+    assert re.match(
+        r"[^\n]*\n\s*python -m include.common.dbt_manifest /opt/airflow/dbt_project; then\n"
+        r".*ERROR!!!: dbt deps or dbt parse failed.*\n.*\n\s*exit 1\n",
+        parse,
+    )
 
 
 def test_airflow_init_changes_owner_only_where_the_containers_write():
@@ -192,16 +200,24 @@ def test_airflow_init_changes_owner_only_where_the_containers_write():
         for line in script.splitlines()
         if "chown" in line and not line.strip().startswith("echo")
     ]
+    # -h: a symlink planted in one of them changes owner itself, never what it points to.
     assert chowns == [
-        "find /opt/airflow/{logs,plugins,config} /opt/airflow/dbt_project/target"
-        ' \\! -user "${AIRFLOW_UID:-50000}" -exec chown -v "${AIRFLOW_UID:-50000}:0" {} +'
+        "find /opt/airflow/{logs,plugins,config} /opt/airflow/dbt_project/{target,dbt_packages}"
+        ' \\! -user "${AIRFLOW_UID:-50000}" -exec chown -hv "${AIRFLOW_UID:-50000}:0" {} +'
     ]
-    assert set(make_env.WRITABLE_FOLDERS) == {"logs", "plugins", "config", "dbt_project/target"}
-    # dbt runs as the containers' user, and writes its log into target/, not into dbt_project/logs.
+    assert set(make_env.WRITABLE_FOLDERS) == {
+        "logs",
+        "plugins",
+        "config",
+        "dbt_project/target",
+        "dbt_project/dbt_packages",
+    }
+    # dbt runs as the containers' user (dbt_manifest keeps its log in target/, not dbt_project/logs).
     assert re.search(
-        r'setpriv --reuid="\$\{AIRFLOW_UID:-50000\}" --regid=0 --clear-groups \\\n\s*\S+/dbt parse', script
+        r'setpriv --reuid="\$\{AIRFLOW_UID:-50000\}" --regid=0 --clear-groups \\\n'
+        r"\s*python -m include.common.dbt_manifest",
+        script,
     )
-    assert "--log-path /opt/airflow/dbt_project/target" in script
 
 
 def test_every_official_volume_and_the_template_volumes_are_declared():
@@ -223,7 +239,8 @@ def test_every_airflow_service_uses_the_project_image_and_the_common_settings(na
     common, service = OURS["x-airflow-common"], OURS["services"][name]
     assert service["image"] == AIRFLOW_IMAGE
     assert service["build"] == "."
-    assert "env_file" not in service  # no service gets the whole .env
+    # No service gets the whole .env; every Airflow component gets airflow.env, but Celery's monitor.
+    assert service["env_file"] == ([] if name == "flower" else USER_SETTINGS_FILE)
     for key, value in common["environment"].items():
         if name == "airflow-init" and key == "_PIP_ADDITIONAL_REQUIREMENTS":
             continue  # the official init clears it
@@ -270,7 +287,11 @@ def test_the_connections_run_folders_and_settings_of_the_template(rendered, gene
     # The Asset the DAG updates names this same database.
     assert USERS_ASSET.uri.startswith("postgres://warehouse:5432/warehouse/")
     assert env["AIRFLOW_CONN_USER_API"] == "http://randomuser.me/https"  # the real API by default
-    assert env["AIRFLOW_VAR_RUN_FOLDER_URL"] == f"file://{IMAGE_PROJECT_ROOT}/run-folders"
+    # Tasks hand files over through the run-folders volume: run_folder's default in the image's home.
+    assert "AIRFLOW_VAR_RUN_FOLDER_URL" not in env  # so that airflow.env may set it
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("AIRFLOW_HOME", IMAGE_PROJECT_ROOT)
+        assert run_folder.default_url() == f"file://{IMAGE_PROJECT_ROOT}/run-folders"
     assert env["AIRFLOW__CORE__LOAD_EXAMPLES"] == "false"
     assert env["AIRFLOW__COSMOS__ENABLE_TELEMETRY"] == "False"
     mounts = {mount["target"]: mount for mount in rendered["services"]["airflow-worker"]["volumes"]}
@@ -365,20 +386,45 @@ def test_every_published_port_binds_localhost_unless_publish_address_opens_it(
     assert [p["host_ip"] for p in ports] == ["0.0.0.0"]  # noqa: S104 - what the option is for
 
 
-def test_optional_airflow_settings_reach_the_containers_only_when_set(rendered, tmp_path, generated_env_file):
-    env = rendered["services"]["airflow-worker"]["environment"]
-    optional = {key for key, value in env.items() if value is None}  # listed without a value in the file
-    commented_out = set(re.findall(r"^# ([A-Z_]+__[A-Z_]+)=", ENV_EXAMPLE.read_text(), re.M))
-    documented = commented_out - variables_referenced(COMPOSE_FILE.read_text())  # not ${...} with a default
-    assert optional == documented, "optional settings and .env.example disagree"
-    assert "AIRFLOW__USER_PROCESSING__SENSOR_TIMEOUT" in optional
-    tuned = tmp_path / ".env"
-    tuned.write_text(generated_env_file.read_text() + "AIRFLOW__USER_PROCESSING__SENSOR_TIMEOUT=900\n")
-    rendered_tuned = render(tuned)["services"]
-    assert (
-        rendered_tuned["airflow-dag-processor"]["environment"]["AIRFLOW__USER_PROCESSING__SENSOR_TIMEOUT"]
-        == "900"
+def test_your_own_settings_reach_every_airflow_component_and_nothing_else(tmp_path, generated_env_file):
+    settings = tmp_path / "airflow.env"
+    settings.write_text(
+        "AIRFLOW_CONN_WAREHOUSE2=postgresql://db.example.com:5432/analytics\n"
+        "AIRFLOW_VAR_GREETING='hello # not a comment'\n"
+        "AIRFLOW__USER_PROCESSING__SENSOR_TIMEOUT=900  # seconds\n"
     )
+    services = render(generated_env_file, user_settings=settings)["services"]
+    expected = make_env.read_env_file(settings)
+    assert expected["AIRFLOW_VAR_GREETING"] == "hello # not a comment"  # read as compose reads it
+    for name, service in services.items():
+        env = service.get("environment") or {}
+        given = {key: env.get(key) for key in expected}
+        if name in airflow_services(OURS) and name != "flower":
+            assert given == expected, name
+        else:
+            assert given == dict.fromkeys(expected), name
+
+
+def test_the_settings_example_holds_only_your_settings_and_none_of_the_stacks():
+    example = REPO_ROOT / "airflow.env.example"
+    assert make_env.read_env_file(example) == {}, "airflow.env.example sets something: keep it commented"
+    documented = re.findall(r"^# ([A-Z][A-Z0-9_]*)=", example.read_text(), re.M)
+    assert "AIRFLOW__USER_PROCESSING__DBT_MODE" in documented
+    for key in documented:
+        assert make_env.USER_SETTING.match(key), key
+        assert key not in make_env.stack_settings(), (
+            f"{key} is set by docker-compose.yaml: it would be ignored"
+        )
+
+
+def test_a_setting_of_the_stack_in_airflow_env_is_refused_by_name(tmp_path):
+    settings = tmp_path / "airflow.env"
+    settings.write_text("AIRFLOW__CORE__FERNET_KEY=abc\nAIRFLOW_CONN_USER_API=http://x\nDBT_PASSWORD=pw\n")
+    with pytest.raises(ValueError, match=r"airflow\.env has lines the template cannot take") as refused:
+        make_env.read_user_settings(settings, reserved=make_env.stack_settings())
+    assert "AIRFLOW__CORE__FERNET_KEY: set by the template itself" in str(refused.value)
+    assert "AIRFLOW_CONN_USER_API: set by the template itself" in str(refused.value)
+    assert "DBT_PASSWORD: not an AIRFLOW_CONN_*" in str(refused.value)
 
 
 # --- .env.example and make env ---------------------------------------------------------------------

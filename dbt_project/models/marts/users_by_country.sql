@@ -3,6 +3,6 @@ select
     country,
     count(*) as users,
     round(100.0 * count(*) / sum(count(*)) over (), 2) as share_pct,
-    current_timestamp as built_at
+    {{ built_at() }} as built_at
 from {{ ref('dim_users') }}
 group by country

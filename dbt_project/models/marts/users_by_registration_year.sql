@@ -2,7 +2,7 @@
 select
     registration_year,
     count(*) as users,
-    current_timestamp as built_at
+    {{ built_at() }} as built_at
 from {{ ref('dim_users') }}
 where registration_year is not null
 group by registration_year
