@@ -65,16 +65,9 @@ def main() -> int | str:
 
 
 def failed(local: LocalAirflow, dag_id: str, result) -> str:
-    """Print each failed task's own error; keep the whole output, whose services are about to go."""
-    import psycopg
-
+    """Each failed task's own error, and the whole output kept: its services are about to go."""
     output = result.stdout + result.stderr
-    log = run_log.save(output, f"{dag_id}-{LOGICAL_DATE}")
-    with psycopg.connect(local.metadata_db_uri) as conn:
-        tasks = [row[0] for row in conn.execute(FAILED_QUERY, (dag_id,)).fetchall()]
-    print(run_log.explain(output, tasks) if tasks else output[-4000:])
-    names = ", ".join(tasks) or "no task failed"
-    return f"\nairflow dags test {dag_id} failed ({names}): the whole log is {log}"
+    return run_log.report_failure(output, dag_id, local.metadata_db_uri, f"{dag_id}-{LOGICAL_DATE}")
 
 
 def manifest() -> dict:

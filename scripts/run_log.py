@@ -6,6 +6,11 @@ keeps that stream in a file, splits it by task, and picks each failed task's err
 exception, dbt's "Compilation Error in model ..." with the line under it, "Failure in test ...").
 
     python -m scripts.run_log LOG TASK [TASK ...]    # the error lines of those tasks in a saved log
+    python -m scripts.run_log dags-test DAG_ID DATE [OPTIONS]    # `airflow dags test`, explained
+
+The second form is `make shell`'s `dags-test` (and what make demo does): it runs `airflow dags test`
+with the output on your terminal as usual, keeps it in .local/logs/, and when the run failed prints
+each failed task's error lines and where the whole log is.
 """
 
 from __future__ import annotations
@@ -65,7 +70,51 @@ def explain(output: str, failed_tasks: list[str]) -> str:
     return "\n\n".join(parts)
 
 
+FAILED_TASKS = "SELECT task_id FROM task_instance WHERE dag_id = %s AND run_id = %s AND state = 'failed'"
+LATEST_RUN = "SELECT run_id FROM dag_run WHERE dag_id = %s ORDER BY id DESC LIMIT 1"
+
+
+def failed_tasks(metadata_uri: str, dag_id: str) -> list[str]:
+    """The failed tasks of the DAG's latest run, from Airflow's metadata database."""
+    import psycopg
+
+    with psycopg.connect(metadata_uri) as conn:
+        (run_id,) = conn.execute(LATEST_RUN, (dag_id,)).fetchone() or (None,)
+        return [row[0] for row in conn.execute(FAILED_TASKS, (dag_id, run_id)).fetchall()]
+
+
+def report_failure(output: str, dag_id: str, metadata_uri: str, name: str) -> str:
+    """Keep a failed run's output under LOGS_DIR, print each failed task's error lines; returns the
+    line that says which tasks failed and where the whole log is."""
+    log = save(output, name)
+    tasks = failed_tasks(metadata_uri, dag_id)
+    print(explain(output, tasks) if tasks else output[-4000:])
+    failed = ", ".join(tasks) or "no task failed"
+    return f"\nairflow dags test {dag_id} failed ({failed}): the whole log is {log}"
+
+
+def dags_test(dag_id: str, *args: str) -> int:
+    """`airflow dags test DAG_ID ARGS` with its output teed to memory; on failure, report_failure."""
+    import os
+    import subprocess
+
+    command = ["airflow", "dags", "test", dag_id, *args]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    lines = []
+    for line in process.stdout:
+        sys.stdout.write(line)
+        lines.append(line)
+    if process.wait() == 0:
+        return 0
+    metadata_uri = os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].replace("+psycopg2", "")
+    name = "-".join([dag_id, *(arg for arg in args if not arg.startswith("-"))])[:80]
+    print(report_failure("".join(lines), dag_id, metadata_uri, name))
+    return process.returncode
+
+
 def main(argv: list[str]) -> int:
+    if argv[:1] == ["dags-test"] and len(argv) >= 2:
+        return dags_test(*argv[1:])
     if len(argv) < 2:
         print(__doc__.split("\n\n")[2], file=sys.stderr)
         return 2

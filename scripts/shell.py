@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 from scripts.local_env import DBT_BIN, dbt_env, local_airflow
 
@@ -17,6 +18,7 @@ BANNER = """
 Local Airflow is ready (Airflow home: {home}). Try:
   airflow tasks test user_processing create_table 2024-01-01
   airflow dags test user_processing 2024-01-01
+  dags-test user_processing 2024-01-01    (the same, then each failed task's error, if any)
   psql "$WAREHOUSE_URI" -c 'SELECT firstname, lastname, country, email FROM users LIMIT 10'
   cd dbt_project && dbt build        (dbt reads the same warehouse through profiles.yml)
 Leave with `exit`: everything started for this shell is then removed.
@@ -26,12 +28,19 @@ Leave with `exit`: everything started for this shell is then removed.
 def main() -> int:
     print("Starting a throwaway PostgreSQL and the stand-in user API; migrating Airflow's database ...")
     with local_airflow() as local:
+        tools = Path(local.env["AIRFLOW_HOME"]) / "bin"
+        tools.mkdir()
+        dags_test = tools / "dags-test"
+        dags_test.write_text(f'#!/bin/sh\nexec "{sys.executable}" -m scripts.run_log dags-test "$@"\n')
+        dags_test.chmod(0o755)
         env = {
             **local.env,
             "WAREHOUSE_URI": local.warehouse_uri,
             **dbt_env(local.warehouse_uri),
             # psql first; dbt comes from .venv-dbt, after .venv on PATH.
-            "PATH": os.pathsep.join([str(local.postgres.bindir), local.env["PATH"], str(DBT_BIN)]),
+            "PATH": os.pathsep.join(
+                [str(tools), str(local.postgres.bindir), local.env["PATH"], str(DBT_BIN)]
+            ),
         }
         print(BANNER.format(home=env["AIRFLOW_HOME"]), local.settings.sources(), sep="", flush=True)
         subprocess.run([os.environ.get("SHELL", "/bin/bash")], env=env, check=False)

@@ -189,19 +189,23 @@ def _inputs(project_dir: Path) -> Iterator[Path]:
 
 
 def _config(project_dir: Path) -> dict:
-    path = project_dir / "dbt_project.yml"
-    if not path.exists():
-        return {}
-    return yaml.safe_load(path.read_text()) or {}
+    return _yaml(project_dir / "dbt_project.yml")
 
 
 def _package_entries(project_dir: Path) -> list[dict]:
     entries = []
     for name in ("packages.yml", "dependencies.yml"):
-        path = project_dir / name
-        if path.exists():
-            entries += (yaml.safe_load(path.read_text()) or {}).get("packages") or []
+        entries += _yaml(project_dir / name).get("packages") or []
     return [entry for entry in entries if isinstance(entry, dict)]
+
+
+def _yaml(path: Path) -> dict:
+    """A YAML file's mapping; {} when it is missing or broken (dbt then says what is wrong with it)."""
+    try:
+        data = yaml.safe_load(path.read_text()) if path.exists() else {}
+    except yaml.YAMLError:
+        return {}
+    return data if isinstance(data, dict) else {}
 
 
 def _local_packages(project_dir: Path) -> list[str]:

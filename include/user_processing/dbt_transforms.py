@@ -21,15 +21,16 @@ from __future__ import annotations
 
 from datetime import timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from cosmos import ExecutionConfig, ProfileConfig, ProjectConfig, RenderConfig
 from cosmos.constants import (
+    DbtResourceType,
     ExecutionMode,
     InvocationMode,
     LoadMode,
     SourceRenderingBehavior,
     TestBehavior,
-    TestIndirectSelection,
 )
 from cosmos.profiles import PostgresUserPasswordProfileMapping
 
@@ -42,6 +43,9 @@ from include.common.project import (
     WAREHOUSE_CONN_ID,
 )
 from include.user_processing.settings import DBT_MODE
+
+if TYPE_CHECKING:
+    from airflow.sdk import BaseOperator
 
 # Each mode: how Cosmos runs dbt, and where the tests run (see the module's docstring).
 MODES = {
@@ -64,6 +68,27 @@ DBT_RUNNER = {"dbt_executable_path": DBT_EXECUTABLE, "invocation_mode": Invocati
 OPERATOR_ARGS = {"retries": 1, "retry_delay": timedelta(seconds=10)}
 
 
+def source_tests(*, dag, task_group, node, task_id: str, task_args: dict, **_) -> BaseOperator | None:
+    """A source's task in the local mode: `dbt test` of the tests declared on it (`dbt build` per
+    model never runs them, and Cosmos' own source task only checks freshness, which here always
+    passes: store_user loaded the source a moment before)."""
+    if not node.has_test:
+        return None
+    from cosmos.operators.local import DbtTestLocalOperator
+
+    return DbtTestLocalOperator(
+        task_id=task_id,
+        dag=dag,
+        task_group=task_group,
+        select=f"source:{node.resource_name}",
+        **task_args,
+    )
+
+
+# How each mode renders some dbt nodes differently from Cosmos' default.
+NODE_CONVERTERS = {"local": {DbtResourceType.SOURCE: source_tests}, "watcher": {}}
+
+
 def task_group_args(project_dir: Path = DBT_PROJECT_DIR, mode: str = DBT_MODE) -> dict:
     """DbtTaskGroup's arguments for the dbt project in `project_dir`, run in `mode` (a key of MODES)."""
     if mode not in MODES:
@@ -76,17 +101,15 @@ def task_group_args(project_dir: Path = DBT_PROJECT_DIR, mode: str = DBT_MODE) -
             install_dbt_deps=False,  # ensure_manifest installed them, once for all tasks
         ),
         "profile_config": PROFILE,
-        # BUILDABLE: a test that reads several models runs with the last of them, not with the
-        # first (whose siblings are not built yet).
-        "execution_config": ExecutionConfig(
-            execution_mode=execution_mode,
-            test_indirect_selection=TestIndirectSelection.BUILDABLE,
-            **DBT_RUNNER,
-        ),
+        "execution_config": ExecutionConfig(execution_mode=execution_mode, **DBT_RUNNER),
         "render_config": RenderConfig(
             load_method=LoadMode.DBT_MANIFEST,
             test_behavior=test_behavior,
             source_rendering_behavior=SourceRenderingBehavior.WITH_TESTS_OR_FRESHNESS,
+            # A test on several models (a relationships test between two of them, say) gets a task
+            # of its own, after all of them: in no model's task it could run before the others exist.
+            should_detach_multiple_parents_tests=True,
+            node_converters=NODE_CONVERTERS[mode],
             **DBT_RUNNER,
         ),
         "operator_args": OPERATOR_ARGS,

@@ -29,7 +29,7 @@ FILES = {
 select
     user_id,
     phone,
-    {{ digits_only('phone') }} as phone_digits
+    {{ text_tools.digits_only('phone') }} as phone_digits
 from {{ source('warehouse', 'users') }}
 where phone is not null
 """,
