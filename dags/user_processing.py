@@ -11,7 +11,8 @@ create_table >> is_api_available >> extract_user >> process_user >> store_user >
 - Connections: `postgres` (the warehouse) and `user_api` (HTTP).
 - Each logical date fetches its own, reproducible set of users (the API's `seed`); re-running a date
   changes nothing. Param `users` sets how many users a run fetches.
-- `transform_users` runs dbt_project/ (staging and marts models) with one task per model and its tests.
+- `transform_users` runs dbt_project/ (staging and marts models, their tests): one `dbt build`,
+  each model an Asset it updates (or a task per model: dbt_mode, include/user_processing/dbt_transforms.py).
 - Tasks hand files over through the run folder (include/common/run_folder.py), never
   through a worker's local disk; so each task can also be run alone with `airflow tasks test`.
 
@@ -25,7 +26,6 @@ import pendulum
 from airflow.providers.common.sql.operators.sql import SQLExecuteQueryOperator
 from airflow.providers.http.sensors.http import HttpSensor
 from airflow.sdk import ExceptionRetryPolicy, Param, RetryAction, RetryRule, chain, dag, task
-from cosmos import DbtTaskGroup
 
 from include.common.assets import USERS_ASSET
 from include.common.dag_defaults import default_args
@@ -121,8 +121,8 @@ def user_processing():
 
         return asdict(store.store_run_csv(run_folder.folder_for(context), warehouse.connect))
 
-    # One task per dbt model, run the way [user_processing] dbt_mode says (dbt_transforms.py).
-    transform_users = DbtTaskGroup(group_id="transform_users", **dbt_transforms.task_group_args())
+    # dbt_project/, run the way [user_processing] dbt_mode says: one `dbt build` by default.
+    transform_users = dbt_transforms.transform_users()
 
     chain(create_table, is_api_available, extract_user(), process_user(), store_user(), transform_users)
 

@@ -2,8 +2,9 @@
 
 Starts `make ui` (scripts/ui.py) on its throwaway services, triggers user_processing, and once the
 run is green saves to docs/img/: the graph with the dbt task group expanded, the grid, a task's
-log, and dbt's own docs (`dbt docs generate`, `dbt docs serve` on 127.0.0.1) with the lineage
-graph. Only stand-in users appear in them. Not part of `make test`, so the tree stays clean.
+log, the Assets (one per dbt model, with the run's event), and dbt's own docs (`dbt docs
+generate`, `dbt docs serve` on 127.0.0.1) with the lineage graph. Only stand-in users appear in
+them. Not part of `make test`, so the tree stays clean.
 
     python -m scripts.screenshots
 """
@@ -58,7 +59,7 @@ def main() -> int | str:
             page.goto(run_page)
             page.get_by_role("button", name="Show Grid (Press g)").click()
             expand_all_task_groups(page)
-            page.get_by_test_id(f"grid-{RUN_ID}-transform_users.stg_users_model_build").wait_for()
+            page.get_by_test_id(f"grid-{RUN_ID}-transform_users.dbt_build").wait_for()
             _save(page, "grid.png", clip={"x": 0, "y": 0, "width": 1400, "height": 600})
 
             page.get_by_role("button", name="Show Graph (Press g)").click()
@@ -74,6 +75,10 @@ def main() -> int | str:
             page.get_by_role("button", name="Show Grid (Press g)").click()
             page.get_by_text("Returned value was").first.wait_for()
             _save(page, "task-log.png", clip={"x": 0, "y": 0, "width": 1400, "height": 600})
+
+            page.goto(f"{url}/assets")
+            page.get_by_role("link", name="analytics.dim_users", exact=True).wait_for()
+            _save(page, "assets.png", clip={"x": 0, "y": 0, "width": 1400, "height": 600})
         _dbt_lineage(warehouse_uri)
     finally:
         os.killpg(ui.pid, signal.SIGINT)

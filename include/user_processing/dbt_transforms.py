@@ -1,20 +1,24 @@
-"""How Cosmos runs the dbt project (dbt_project/) as Airflow tasks: one task per model, with its tests.
+"""transform_users: how the dbt project (dbt_project/) runs as Airflow tasks, in the mode you choose.
 
-- Profile: built from the Airflow connection `postgres`, so credentials have one source of truth.
-- Execution: dbt runs from its own virtualenv (a subprocess), so its pins never fight Airflow's.
-- Rendering: from the manifest, which include/common/dbt_manifest.py rebuilds whenever a file dbt
-  reads has changed (a new model gets its task at the next parse); otherwise parsing never runs dbt.
-- Packages: installed once by that same step (`dbt deps`), never by the tasks.
-- Mode, `[user_processing] dbt_mode` (settings.DBT_MODE; docs/dbt.md compares them on 5 to 200 models):
-  - "local" (the default): each model's task runs `dbt build` for that model (TestBehavior.BUILD):
-    a failing test fails that model's task and the models downstream of it do not run; a retry
-    re-runs that model only. About 4 s of dbt start-up and parsing per model here.
-  - "watcher": one `dbt build` of the whole project (Cosmos' experimental ExecutionMode.WATCHER),
-    watched by a task per model and one per model's tests (TestBehavior.AFTER_EACH: it has no
-    BUILD); a retried task runs its own model, or its tests, alone. Far faster on big projects,
-    but it needs a scheduler and a triggerer (`make ui`, Docker): `airflow dags test` runs one task
-    at a time in any order, and a watching task started before the build waits for it forever.
-  The `users` source gets a freshness-check task first in both.
+`[user_processing] dbt_mode` (settings.DBT_MODE; AIRFLOW__USER_PROCESSING__DBT_MODE=local in
+airflow.env switches it). docs/dbt.md says what each costs, from 5 to 200 models, under a scheduler:
+
+- "build" (the default): ONE task, `dbt_build`, runs one `dbt build` of the whole project
+  (include/common/dbt_build.py): as fast as dbt itself. Each model, seed and snapshot is an Asset it
+  updates; a failing test fails the task, naming it and its model, and dbt builds nothing
+  downstream of it; a retry runs `dbt retry`, i.e. only what failed and what it held back.
+- "local": a Cosmos task per model, seed and snapshot, each running `dbt build` of that node with
+  its tests (TestBehavior.BUILD): every model alone in the grid, to retry or read, at about 4 s of
+  dbt start-up each. A test on several models gets a task after all of them; a source's tests run
+  in the source's task.
+Cosmos' watcher mode (one `dbt build` watched by a sensor per model) was measured too, and is not
+offered: slower than "build" at every size under a scheduler, and under `airflow dags test` a
+sensor started before the build waits for it forever (docs/dbt.md).
+
+In every mode the profile comes from the Airflow connection `postgres` (one source of truth for the
+credentials), dbt runs from its own virtualenv (its pins never fight Airflow's), and the tasks are
+rendered from the manifest, which include/common/dbt_manifest.py rebuilds (running `dbt deps` once
+when packages changed) whenever a file dbt reads has changed: parsing the DAG never runs dbt else.
 """
 
 from __future__ import annotations
@@ -23,17 +27,11 @@ from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from cosmos import ExecutionConfig, ProfileConfig, ProjectConfig, RenderConfig
-from cosmos.constants import (
-    DbtResourceType,
-    ExecutionMode,
-    InvocationMode,
-    LoadMode,
-    SourceRenderingBehavior,
-    TestBehavior,
-)
+from airflow.sdk import TaskGroup
+from cosmos.config import ProfileConfig
 from cosmos.profiles import PostgresUserPasswordProfileMapping
 
+from include.common.dbt_build import DbtBuildOperator
 from include.common.dbt_manifest import ensure_manifest
 from include.common.project import (
     DBT_EXECUTABLE,
@@ -47,11 +45,7 @@ from include.user_processing.settings import DBT_MODE
 if TYPE_CHECKING:
     from airflow.sdk import BaseOperator
 
-# Each mode: how Cosmos runs dbt, and where the tests run (see the module's docstring).
-MODES = {
-    "local": (ExecutionMode.LOCAL, TestBehavior.BUILD),
-    "watcher": (ExecutionMode.WATCHER, TestBehavior.AFTER_EACH),
-}
+MODES = ("build", "local")
 
 PROFILE = ProfileConfig(
     profile_name="user_processing",
@@ -61,11 +55,72 @@ PROFILE = ProfileConfig(
     ),
 )
 
-# Cosmos requires the same executable and invocation mode on both configs: one dict serves both.
-DBT_RUNNER = {"dbt_executable_path": DBT_EXECUTABLE, "invocation_mode": InvocationMode.SUBPROCESS}
+# A failed dbt test is bad data, which retrying cannot fix: retry once, soon, for a database blip or
+# data fixed meanwhile only.
+RETRY = {"retries": 1, "retry_delay": timedelta(seconds=10)}
 
-# A failed dbt test is bad data, which retrying cannot fix: retry once, soon, for a database blip only.
-OPERATOR_ARGS = {"retries": 1, "retry_delay": timedelta(seconds=10)}
+
+def transform_users(
+    group_id: str = "transform_users", project_dir: Path = DBT_PROJECT_DIR, mode: str = DBT_MODE
+):
+    """The dbt task group of user_processing, in `mode` (one of MODES)."""
+    if mode not in MODES:
+        raise ValueError(f"[user_processing] dbt_mode is {mode!r}: use one of {', '.join(MODES)}")
+    manifest = ensure_manifest(project_dir)
+    if mode == "build":
+        with TaskGroup(group_id) as group:
+            DbtBuildOperator(
+                task_id="dbt_build",
+                project_dir=project_dir,
+                manifest=manifest,
+                profile_config=PROFILE,
+                dbt=DBT_EXECUTABLE,
+                **RETRY,
+            )
+        return group
+    from cosmos import DbtTaskGroup  # Cosmos renders the task-per-model modes
+
+    return DbtTaskGroup(group_id=group_id, **cosmos_task_group_args(project_dir, manifest, mode))
+
+
+def cosmos_task_group_args(project_dir: Path, manifest: Path, mode: str) -> dict:
+    """DbtTaskGroup's arguments for the "local" mode (and other Cosmos modes: bench/dbt_dag/)."""
+    from cosmos import ExecutionConfig, ProjectConfig, RenderConfig
+    from cosmos.constants import (
+        DbtResourceType,
+        ExecutionMode,
+        InvocationMode,
+        LoadMode,
+        SourceRenderingBehavior,
+        TestBehavior,
+    )
+
+    execution_mode, test_behavior, converters = {
+        "local": (ExecutionMode.LOCAL, TestBehavior.BUILD, {DbtResourceType.SOURCE: source_tests}),
+        "watcher": (ExecutionMode.WATCHER, TestBehavior.AFTER_EACH, {}),
+    }[mode]
+    # Cosmos requires the same executable and invocation mode on both configs.
+    runner = {"dbt_executable_path": DBT_EXECUTABLE, "invocation_mode": InvocationMode.SUBPROCESS}
+    return {
+        "project_config": ProjectConfig(
+            dbt_project_path=project_dir,
+            manifest_path=manifest,
+            install_dbt_deps=False,  # ensure_manifest installed them, once for all tasks
+        ),
+        "profile_config": PROFILE,
+        "execution_config": ExecutionConfig(execution_mode=execution_mode, **runner),
+        "render_config": RenderConfig(
+            load_method=LoadMode.DBT_MANIFEST,
+            test_behavior=test_behavior,
+            source_rendering_behavior=SourceRenderingBehavior.WITH_TESTS_OR_FRESHNESS,
+            # A test on several models (a relationships test between two of them, say) gets a task
+            # of its own, after all of them: in no model's task it could run before the others exist.
+            should_detach_multiple_parents_tests=True,
+            node_converters=converters,
+            **runner,
+        ),
+        "operator_args": RETRY,
+    }
 
 
 def source_tests(*, dag, task_group, node, task_id: str, task_args: dict, **_) -> BaseOperator | None:
@@ -83,34 +138,3 @@ def source_tests(*, dag, task_group, node, task_id: str, task_args: dict, **_) -
         select=f"source:{node.resource_name}",
         **task_args,
     )
-
-
-# How each mode renders some dbt nodes differently from Cosmos' default.
-NODE_CONVERTERS = {"local": {DbtResourceType.SOURCE: source_tests}, "watcher": {}}
-
-
-def task_group_args(project_dir: Path = DBT_PROJECT_DIR, mode: str = DBT_MODE) -> dict:
-    """DbtTaskGroup's arguments for the dbt project in `project_dir`, run in `mode` (a key of MODES)."""
-    if mode not in MODES:
-        raise ValueError(f"[user_processing] dbt_mode is {mode!r}: use one of {', '.join(MODES)}")
-    execution_mode, test_behavior = MODES[mode]
-    return {
-        "project_config": ProjectConfig(
-            dbt_project_path=project_dir,
-            manifest_path=ensure_manifest(project_dir),
-            install_dbt_deps=False,  # ensure_manifest installed them, once for all tasks
-        ),
-        "profile_config": PROFILE,
-        "execution_config": ExecutionConfig(execution_mode=execution_mode, **DBT_RUNNER),
-        "render_config": RenderConfig(
-            load_method=LoadMode.DBT_MANIFEST,
-            test_behavior=test_behavior,
-            source_rendering_behavior=SourceRenderingBehavior.WITH_TESTS_OR_FRESHNESS,
-            # A test on several models (a relationships test between two of them, say) gets a task
-            # of its own, after all of them: in no model's task it could run before the others exist.
-            should_detach_multiple_parents_tests=True,
-            node_converters=NODE_CONVERTERS[mode],
-            **DBT_RUNNER,
-        ),
-        "operator_args": OPERATOR_ARGS,
-    }

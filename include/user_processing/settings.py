@@ -26,6 +26,6 @@ SENSOR_TIMEOUT = seconds(DAG_ID, "sensor_timeout", 10 * 60)  # then the run fail
 # Retries of one page request inside extract_user (user_api.RequestRetries), before the task fails.
 REQUEST_MAX_ATTEMPTS = integer(DAG_ID, "request_max_attempts", 5)
 REQUEST_FIRST_WAIT = seconds(DAG_ID, "request_first_wait", 2)  # then doubling, at most 60 s apart
-# How Cosmos runs dbt: "local" (a `dbt build` per model) or "watcher" (one for the whole project);
+# How the dbt project runs: "build" (one `dbt build`), "local" (a task per model) or "watcher";
 # include/user_processing/dbt_transforms.py says what each keeps, docs/dbt.md what each costs.
-DBT_MODE = text(DAG_ID, "dbt_mode", "local")
+DBT_MODE = text(DAG_ID, "dbt_mode", "build")

@@ -1,4 +1,9 @@
-"""dbt after store_user: the models Cosmos runs in the DAG, and dbt on its own, against real PostgreSQL."""
+"""dbt after store_user, against real PostgreSQL, in each mode the template offers.
+
+The default mode ("build"): one `dbt build` in one task, an Asset event per model, a failing test
+failing the task by name with nothing downstream built, a retry that runs only what failed. The
+"local" mode: a task per model. What is expected comes from the dbt manifest.
+"""
 
 from __future__ import annotations
 
@@ -9,15 +14,26 @@ import threading
 import time
 from collections import Counter
 
+import psycopg
 import pytest
 
+from include.common.dbt_build import model_assets
 from include.user_processing.fields import users_table_sql
-from tests.conftest import AIRFLOW_BIN, DAG_ID, DBT_MODELS, DBT_TASKS, relation_rows
+from scripts import dbt_coverage
+from tests.conftest import AIRFLOW_BIN, DAG_ID, DBT_BUILD_TASK, DBT_MANIFEST, SHIPPED_MODELS, relation_rows
 from tests.integration.expected import api_users, assert_succeeded
 
 pytestmark = pytest.mark.e2e
 
-MODEL_RELATIONS = tuple(f"analytics.{model}" for model in DBT_MODELS)
+MODEL_RELATIONS = tuple(f"analytics.{model}" for model in SHIPPED_MODELS)
+LOCAL = {"AIRFLOW__USER_PROCESSING__DBT_MODE": "local"}
+# A row no API would send: stg_users only accepts gender male or female.
+BAD_USER_ID = "00000000-0000-4000-8000-0000000000fe"
+BAD_ROW = (
+    "INSERT INTO users (user_id, firstname, lastname, email, username, gender, country)"
+    " VALUES (%s, 'Bad', 'Row', 'bad@x.org', 'bad', 'unknown', 'X')"
+)
+FAILING_TEST = "accepted_values_stg_users_gender__male__female"
 
 
 def expected_countries(*logical_dates: str) -> list[tuple]:
@@ -29,21 +45,44 @@ def countries_in(warehouse) -> list[tuple]:
     return sorted(warehouse.execute("SELECT country, users FROM analytics.users_by_country").fetchall())
 
 
-def test_the_dag_runs_every_model_with_its_tests_reruns_change_nothing_and_new_dates_add_up(
+def asset_events(metadata_uri: str, logical_date: str) -> set[str]:
+    """The URIs of the Asset events user_processing's latest run for the date emitted."""
+    with psycopg.connect(metadata_uri) as conn:
+        rows = conn.execute(
+            "SELECT asset.uri FROM asset_event JOIN asset ON asset.id = asset_event.asset_id"
+            " WHERE asset_event.source_dag_id = %s AND asset_event.source_run_id = ("
+            "   SELECT run_id FROM dag_run WHERE dag_id = %s AND logical_date = %s::timestamptz"
+            "   ORDER BY id DESC LIMIT 1)",
+            (DAG_ID, DAG_ID, f"{logical_date}T00:00:00+00:00"),
+        ).fetchall()
+    return {row[0] for row in rows}
+
+
+def dbt_results(metadata_uri: str, logical_date: str) -> dict[str, str]:
+    """The dbt_build task's XCom `dbt_results` (every node it ran, with its status) for the date."""
+    with psycopg.connect(metadata_uri) as conn:
+        (value,) = conn.execute(
+            "SELECT value FROM xcom WHERE dag_id = %s AND task_id = %s AND key = 'dbt_results' AND run_id = ("
+            "   SELECT run_id FROM dag_run WHERE dag_id = %s AND logical_date = %s::timestamptz"
+            "   ORDER BY id DESC LIMIT 1)",
+            (DAG_ID, DBT_BUILD_TASK, DAG_ID, f"{logical_date}T00:00:00+00:00"),
+        ).fetchone()
+    return value if isinstance(value, dict) else json.loads(value)
+
+
+def test_one_build_runs_every_model_and_test_updates_each_models_asset_and_reruns_change_nothing(
     airflow, warehouse
 ):
-    assert_succeeded(airflow.dags_test("2024-07-01"))
-    states = airflow.task_states("2024-07-01")
-    assert {task: states.get(task) for task in DBT_TASKS} == dict.fromkeys(DBT_TASKS, "success")
+    result = airflow.dags_test("2024-07-01")
+    assert_succeeded(result)
+    assert airflow.task_states("2024-07-01")[DBT_BUILD_TASK] == "success"
+    assert dbt_coverage.tests_not_run(result.stdout + result.stderr, DBT_MANIFEST) == set()
+    assert asset_events(airflow.metadata_uri, "2024-07-01") >= {
+        asset.uri for asset in model_assets(DBT_MANIFEST)
+    }
 
     assert countries_in(warehouse) == expected_countries("2024-07-01")
     users = api_users("2024-07-01")
-    assert warehouse.execute(
-        "SELECT count(*), count(DISTINCT user_id) FROM analytics.dim_users"
-    ).fetchone() == (
-        len(users),
-        len(users),
-    )
     emails = dict(warehouse.execute("SELECT user_id::text, email FROM analytics.dim_users").fetchall())
     assert emails == {user["login"]["uuid"]: user["email"].strip().lower() for user in users}
 
@@ -56,6 +95,63 @@ def test_the_dag_runs_every_model_with_its_tests_reruns_change_nothing_and_new_d
     assert countries_in(warehouse) == expected_countries("2024-07-01", "2024-07-02")
     total = warehouse.execute("SELECT count(*) FROM analytics.dim_users").fetchone()[0]
     assert total == len(users) + len(api_users("2024-07-02"))
+
+
+def test_a_failing_test_fails_the_build_naming_it_and_its_model_and_nothing_downstream_is_built(
+    airflow, warehouse
+):
+    assert_succeeded(airflow.dags_test("2024-07-03", skip_dbt=False))
+    marts_before = {relation: relation_rows(warehouse, relation) for relation in MODEL_RELATIONS[1:]}
+    warehouse.execute(BAD_ROW, (BAD_USER_ID,))
+    result = airflow.dags_test("2024-07-04")
+    assert result.returncode != 0
+    assert airflow.task_states("2024-07-04")[DBT_BUILD_TASK] == "failed"
+    log = result.stdout + result.stderr
+    assert re.search(rf"test\.user_processing\.{FAILING_TEST}\.\w+ \(on stg_users\): fail: Got 1 result", log)
+    assert "not built because of them" in log
+    # The last try's results: its `dbt retry` ran the failing test again, and held back the same.
+    results = dbt_results(airflow.metadata_uri, "2024-07-04")
+    assert [status for node, status in results.items() if FAILING_TEST in node] == ["fail"]
+    for model in SHIPPED_MODELS[1:]:
+        assert results[f"model.user_processing.{model}"] == "skipped", model
+    assert "model.user_processing.stg_users" not in results  # built by the first try, not again
+    assert {relation: relation_rows(warehouse, relation) for relation in MODEL_RELATIONS[1:]} == marts_before
+
+
+def test_a_retry_runs_dbt_retry_only_what_failed_and_what_it_held_back(airflow, warehouse):
+    """The failing test fails the first try; the row is deleted while the task waits for its retry
+    (10 s), whose `dbt retry` runs the failed test and the nodes it held back, nothing else."""
+    for statement in users_table_sql():
+        warehouse.execute(statement)  # every test starts empty
+    warehouse.execute(BAD_ROW, (BAD_USER_ID,))
+    run = subprocess.Popen(
+        [AIRFLOW_BIN, "dags", "test", DAG_ID, "2024-07-05"],
+        env=airflow.env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    output: list[str] = []
+    reader = threading.Thread(target=lambda: output.extend(run.stdout), daemon=True)
+    reader.start()
+    deadline = time.monotonic() + 600
+    while airflow.task_states("2024-07-05").get(DBT_BUILD_TASK) != "up_for_retry":
+        assert run.poll() is None, "dags test ended before the task failed:\n" + "".join(output)[-6000:]
+        assert time.monotonic() < deadline, "the task never failed"
+        time.sleep(0.5)
+    first = dbt_results(airflow.metadata_uri, "2024-07-05")
+    warehouse.execute("DELETE FROM users WHERE user_id = %s", (BAD_USER_ID,))
+    assert run.wait(timeout=600) == 0, "".join(output)[-6000:]
+    reader.join(timeout=10)
+
+    assert airflow.task_tries("2024-07-05")[DBT_BUILD_TASK] == 2
+    assert "Try 2: `dbt retry`" in "".join(output)
+    held_back = {node for node, status in first.items() if status not in ("success", "pass")}
+    assert any(FAILING_TEST in node for node in held_back)
+    assert "model.user_processing.dim_users" in held_back
+    retried = dbt_results(airflow.metadata_uri, "2024-07-05")
+    assert set(retried) == held_back  # stg_users and its passing tests did not run again
+    assert set(retried.values()) <= {"success", "pass"}
 
 
 def test_dbt_build_on_its_own_passes_after_a_pipeline_run(airflow, warehouse, dbt):
@@ -74,71 +170,27 @@ def test_dbt_build_on_its_own_passes_after_a_pipeline_run(airflow, warehouse, db
     docs = dbt.run("docs", "generate")
     assert docs.returncode == 0, docs.stdout[-4000:]
     catalog = json.loads((dbt.target_path / "catalog.json").read_text())
-    assert {f"model.user_processing.{model}" for model in DBT_MODELS} <= set(catalog["nodes"])
+    assert {f"model.user_processing.{model}" for model in SHIPPED_MODELS} <= set(catalog["nodes"])
     assert (dbt.target_path / "index.html").exists()
 
 
-def test_a_failing_dbt_test_fails_its_task_and_stops_the_downstream_models(airflow, warehouse):
-    assert_succeeded(airflow.dags_test("2024-07-03"))
-    marts_before = {relation: relation_rows(warehouse, relation) for relation in MODEL_RELATIONS[1:]}
+def test_the_local_mode_runs_a_task_per_model_every_test_and_a_failing_test_stops_the_models_below(
+    airflow, warehouse
+):
+    result = airflow.dags_test("2024-07-20", env=LOCAL)
+    assert_succeeded(result)
+    dbt_tasks = {
+        task: state for task, state in airflow.task_states("2024-07-20").items() if "transform" in task
+    }
+    assert len(dbt_tasks) > len(SHIPPED_MODELS)
+    assert set(dbt_tasks.values()) == {"success"}
+    assert dbt_coverage.tests_not_run(result.stdout + result.stderr, DBT_MANIFEST) == set()
 
-    # A row no API would send: stg_users only accepts gender male or female.
-    warehouse.execute(
-        "INSERT INTO users (user_id, firstname, lastname, email, username, gender, country)"
-        " VALUES ('00000000-0000-4000-8000-0000000000ff', 'Bad', 'Row', 'bad@x.org', 'bad', 'unknown', 'X')"
-    )
-    result = airflow.dags_test("2024-07-04")
+    warehouse.execute(BAD_ROW, (BAD_USER_ID,))
+    result = airflow.dags_test("2024-07-21", env=LOCAL)
     assert result.returncode != 0
-
-    states = airflow.task_states("2024-07-04")
-    assert states["store_user"] == "success"
+    states = airflow.task_states("2024-07-21")
     assert states["transform_users.stg_users_model_build"] == "failed"
-    for model in DBT_MODELS[1:]:
-        assert states[f"transform_users.{model}_model_build"] == "upstream_failed"
-    log = result.stdout + result.stderr
-    assert "Failure in test accepted_values_stg_users_gender__male__female" in log
-    assert "Got 1 result, configured to fail if != 0" in log
-    assert {relation: relation_rows(warehouse, relation) for relation in MODEL_RELATIONS[1:]} == marts_before
-
-
-BAD_ROW = (
-    "INSERT INTO users (user_id, firstname, lastname, email, username, gender, country)"
-    " VALUES ('00000000-0000-4000-8000-0000000000fe', 'Bad', 'Row', 'bad@x.org', 'bad', 'unknown', 'X')"
-)
-
-
-def test_a_retry_reruns_only_the_failed_model(airflow, warehouse):
-    """A failing test fails stg_users' task; once the data is fixed, its automatic retry runs that
-    model's `dbt build` again, and nothing else runs twice."""
-    for statement in users_table_sql():
-        warehouse.execute(statement)  # every test starts empty
-    warehouse.execute(BAD_ROW)  # stg_users' accepted_values test fails on it, until it is deleted
-    failed_task = "transform_users.stg_users_model_build"
-    run = subprocess.Popen(
-        [AIRFLOW_BIN, "dags", "test", DAG_ID, "2024-07-05"],
-        env=airflow.env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    output: list[str] = []
-    reader = threading.Thread(target=lambda: output.extend(run.stdout), daemon=True)
-    reader.start()
-    # The first attempt fails; the row goes while the task waits for its retry (10 s).
-    deadline = time.monotonic() + 600
-    while airflow.task_states("2024-07-05").get(failed_task) != "up_for_retry":
-        assert run.poll() is None, "dags test ended before the task failed:\n" + "".join(output)[-6000:]
-        assert time.monotonic() < deadline, "the task never failed"
-        time.sleep(0.5)
-    warehouse.execute("DELETE FROM users WHERE user_id = '00000000-0000-4000-8000-0000000000fe'")
-    assert run.wait(timeout=600) == 0, "".join(output)[-6000:]
-    reader.join(timeout=10)
-    log = "".join(output)
-
-    tries = airflow.task_tries("2024-07-05")
-    assert tries == {**dict.fromkeys(tries, 1), failed_task: 2}, tries  # every other task ran once
-    assert set(airflow.task_states("2024-07-05").values()) == {"success"}
-    # Each dbt call selects one model: stg_users' twice (the failed try and the retry), the others once.
-    calls = [line for line in log.splitlines() if "Running command: " in line]
-    selected = Counter(re.findall(r"'--select', 'fqn:user_processing\.\w+\.(\w+)'", "\n".join(calls)))
-    assert selected == {model: 2 if model == "stg_users" else 1 for model in DBT_MODELS}, selected
+    for model in SHIPPED_MODELS[1:]:
+        assert states[f"transform_users.{model}_model_build"] == "upstream_failed", model
+    assert f"Failure in test {FAILING_TEST}" in result.stdout + result.stderr

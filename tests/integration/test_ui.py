@@ -220,13 +220,21 @@ def test_in_a_browser_a_person_triggers_watches_and_reads_the_logs(ui: UiSession
         assert set(tasks) <= set(colours), colours
         assert set(colours.values()) == {colour}, colours
 
-        # The graph shows the dbt task group and its models.
+        # The graph shows the dbt task group and its task.
         page.get_by_role("button", name="Show Graph (Press g)").click()
         page.locator(".react-flow__node").first.wait_for()
         expand_all_task_groups(page)
         nodes = page.locator(".react-flow__node")
         for task in tasks:
             nodes.filter(has_text=task.removeprefix("transform_users.")).first.wait_for()
+
+        # Each dbt model is an Asset that run updated: its own events, one per build.
+        for model in ("stg_users", "users_by_country"):
+            page.goto(ui.url + "/assets")
+            page.get_by_role("link", name=f"analytics.{model}", exact=True).click()
+            page.get_by_text("Asset Events").first.wait_for()
+            page.locator(f'a[href^="/dags/user_processing/runs/{BROWSER_RUN}/"]').first.wait_for()
+            assert BROWSER_RUN in asset_event_runs(page, "user_processing"), model
 
         # A task's log: the extract summary, and no password or salt of any user served.
         page.goto(f"{ui.url}/dags/user_processing/runs/{BROWSER_RUN}/tasks/extract_user")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import users_in
+from tests.conftest import DAG_ID, DBT_BUILD_TASK, DBT_MANIFEST, users_in
 from tests.integration.expected import ROW, assert_succeeded, user_rows
 
 pytestmark = pytest.mark.e2e
@@ -35,15 +35,69 @@ def test_awkward_values_load_verbatim(airflow, warehouse, user_api):
     assert users_in(warehouse, ROW) == user_rows("2024-01-15", edge_cases=True)
 
 
-def test_tasks_test_run_one_by_one_loads_the_users(airflow, warehouse):
+DATA_TASKS = ("create_table", "is_api_available", "extract_user", "process_user", "store_user")
+
+
+def test_tasks_test_run_one_by_one_loads_the_users_and_builds_the_models(airflow, warehouse):
     # How the course uses it: each task alone, in order, for the same date. XCom does not carry over
     # between `tasks test` calls, so this only works because tasks find their files by logical date.
-    for task_id in ("create_table", "is_api_available", "extract_user", "process_user", "store_user"):
-        state, result = airflow.task_state(task_id, "2024-02-01")
-        assert state == "success", (
-            f"{task_id} ended {state}:\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}"
-        )
+    for task_id in (*DATA_TASKS, DBT_BUILD_TASK):
+        assert_task_succeeds(airflow, task_id, "2024-02-01")
     assert users_in(warehouse, ROW) == user_rows("2024-02-01")
+    assert warehouse.execute("SELECT count(*) FROM analytics.dim_users").fetchone()[0] == len(
+        user_rows("2024-02-01")
+    )
+
+
+def test_tasks_test_runs_each_dbt_task_of_the_local_mode(airflow, warehouse):
+    assert_succeeded(airflow.dags_test("2024-02-02", skip_dbt=True))
+    local = {"AIRFLOW__USER_PROCESSING__DBT_MODE": "local"}
+    listed = airflow.run("tasks", "list", DAG_ID, env=local).stdout.split()
+    ordered = local_tasks_upstream_first()
+    assert set(ordered) == {task for task in listed if task.startswith("transform_users.")}, listed
+    for task_id in ordered:
+        assert_task_succeeds(airflow, task_id, "2024-02-02", env=local)
+    built = warehouse.execute("SELECT count(*) FROM analytics.dim_users").fetchone()[0]
+    assert built == len(user_rows("2024-02-02"))
+
+
+def local_tasks_upstream_first() -> list[str]:
+    """The local mode's dbt tasks, from the manifest, each after the nodes it depends on."""
+    nodes = {**DBT_MANIFEST["nodes"], **DBT_MANIFEST["sources"]}
+    order: list[str] = []
+
+    def visit(unique_id: str) -> None:
+        if unique_id in order or unique_id not in nodes:
+            return
+        for parent in parents_of(nodes[unique_id]):
+            visit(parent)
+        order.append(unique_id)
+
+    for unique_id in sorted(nodes):
+        visit(unique_id)
+    tested = {
+        parent for node in nodes.values() if node["resource_type"] == "test" for parent in parents_of(node)
+    }
+    tasks = []
+    for unique_id in order:
+        node = nodes[unique_id]
+        kind = node["resource_type"]
+        if kind in ("model", "seed", "snapshot"):
+            tasks.append(f"transform_users.{node['name']}_{kind}_build")
+        elif kind == "source" and unique_id in tested:
+            tasks.append(f"transform_users.{node['source_name']}_{node['name']}_source")
+        elif kind == "test" and len(parents_of(node)) > 1:
+            tasks.append(f"transform_users.{node['name']}_test")
+    return tasks
+
+
+def parents_of(node: dict) -> list[str]:
+    return node.get("depends_on", {}).get("nodes", [])
+
+
+def assert_task_succeeds(airflow, task_id: str, logical_date: str, **kwargs) -> None:
+    state, result = airflow.task_state(task_id, logical_date, **kwargs)
+    assert state == "success", f"{task_id} ended {state}:\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}"
 
 
 def test_api_errors_then_recovery_load_the_users_once(airflow, warehouse, user_api):

@@ -1,0 +1,134 @@
+"""One `dbt build` of a whole dbt project as one Airflow task; a retry of it is `dbt retry`.
+
+Why one task and not one per model: each dbt process costs seconds of start-up and parsing, so a
+task per model spends most of a run starting dbt (docs/dbt.md has the numbers, under a real
+scheduler). One `dbt build` is as fast as dbt itself, and keeps what the per-model tasks gave:
+
+- **Each model's outcome**: every model, seed and snapshot of the manifest is an Asset in the task's
+  outlets, so each one's updates show in the UI's Assets view; the task's log and its XCom
+  `dbt_results` (every node with its status, failed tries included) show the rest.
+- **Tests gate what follows them**: dbt builds nothing downstream of a failed test. The task then
+  fails with an error that names each failed node (for a test, the model it tests) and what dbt did
+  not build because of it.
+- **A retry re-runs only what failed**: each try keeps dbt's run_results.json in the run folder
+  (include/common/run_folder.py), and a retry of the task (Airflow's own, or a clear in the UI) runs
+  `dbt retry` against it: the failed nodes and those skipped because of them, nothing else.
+
+dbt runs from its own virtualenv as a subprocess, with the profile Cosmos builds from the Airflow
+connection (its ProfileConfig), against the project folder itself: it writes only into a temporary
+target folder (seeded with the manifest step's partial-parse file, so dbt does not parse from
+scratch), never into the project, which may be mounted read-only.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk import Asset, BaseOperator
+
+from include.common.assets import warehouse_relation
+
+if TYPE_CHECKING:
+    from cosmos.config import ProfileConfig
+
+BUILT = ("model", "seed", "snapshot")  # the nodes that build a table or view: each is an Asset
+FAILED = ("error", "fail", "runtime error")
+RUN_RESULTS = "run_results.json"
+
+
+class DbtBuildFailed(Exception):
+    """dbt built part of the project: the message names what failed and what was not built."""
+
+
+def model_assets(manifest: dict) -> list[Asset]:
+    """An Asset per model, seed and snapshot of the manifest: the relation it builds."""
+    return [
+        warehouse_relation(node["schema"], node.get("alias") or node["name"])
+        for node in manifest["nodes"].values()
+        if node["resource_type"] in BUILT
+    ]
+
+
+class DbtBuildOperator(BaseOperator):
+    """`dbt build` of the project in `project_dir`; on a later try of the same run, `dbt retry`."""
+
+    ui_color = "#ff694b"  # dbt's orange
+
+    def __init__(
+        self, *, project_dir: Path, manifest: Path, profile_config: ProfileConfig, dbt: Path, **kwargs: Any
+    ) -> None:
+        self.project_dir = Path(project_dir)
+        self.profile_config = profile_config
+        self.dbt = Path(dbt)
+        self.manifest = Path(manifest)
+        nodes = json.loads(self.manifest.read_text())
+        super().__init__(outlets=model_assets(nodes), **kwargs)
+
+    def execute(self, context: Any) -> None:
+        from include.common import run_folder  # the run's folder, shared by every worker
+
+        kept = run_folder.folder_for(context) / "dbt" / RUN_RESULTS
+        retry = context["ti"].try_number > 1 and kept.exists()
+        with (
+            tempfile.TemporaryDirectory(prefix="dbt-target-") as temporary,
+            self.profile_config.ensure_profile() as (profile, profile_env),
+        ):
+            target = Path(temporary)
+            partial_parse = self.manifest.parent / "partial_parse.msgpack"
+            if partial_parse.exists():
+                shutil.copyfile(partial_parse, target / partial_parse.name)
+            if retry:
+                self.log.info("Try %d: `dbt retry` of what failed in %s", context["ti"].try_number, kept)
+                (target / RUN_RESULTS).write_bytes(kept.read_bytes())
+            returncode = self._dbt("retry" if retry else "build", target, profile.parent, profile_env)
+            results = self._results(target / RUN_RESULTS, kept)
+        statuses = {result["unique_id"]: result["status"] for result in results}
+        context["ti"].xcom_push(key="dbt_results", value=statuses)
+        if returncode != 0:
+            raise DbtBuildFailed(failure_summary(results, json.loads(self.manifest.read_text())))
+
+    def _dbt(self, command: str, target: Path, profiles_dir: Path, profile_env: dict[str, str]) -> int:
+        """Run dbt, its output line by line into the task's log; returns its exit code."""
+        argv = [str(self.dbt), "--no-use-colors", command, "--project-dir", str(self.project_dir)]
+        argv += ["--profiles-dir", str(profiles_dir), "--target-path", str(target), "--log-path", str(target)]
+        env = {**os.environ, **profile_env, "DBT_SEND_ANONYMOUS_USAGE_STATS": "0"}
+        self.log.info("Running %s", " ".join(argv))
+        with subprocess.Popen(
+            argv, cwd=self.project_dir, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        ) as process:
+            for line in process.stdout:
+                self.log.info("%s", line.rstrip())
+        return process.returncode
+
+    def _results(self, produced: Path, kept: Any) -> list[dict]:
+        """dbt's results of this try, kept in the run folder for a retry."""
+        if not produced.exists():  # dbt failed before it ran anything (a broken project, no database)
+            return []
+        kept.parent.mkdir(parents=True, exist_ok=True)
+        kept.write_bytes(produced.read_bytes())
+        return json.loads(produced.read_text())["results"]
+
+
+def failure_summary(results: list[dict], manifest: dict) -> str:
+    """What failed (a test with the model it tests) and what dbt did not build because of it."""
+    failed = [result for result in results if result["status"] in FAILED]
+    if not failed:
+        return "dbt failed before it built anything: its own error is in the log above"
+    lines = [f"dbt build: {len(failed)} node(s) failed"]
+    for result in failed:
+        node = manifest["nodes"].get(result["unique_id"], {})
+        tested = [parent.split(".")[-1] for parent in node.get("depends_on", {}).get("nodes", [])]
+        on = f" (on {', '.join(tested)})" if node.get("resource_type") == "test" and tested else ""
+        message = " ".join((result.get("message") or "").split())[:300]
+        lines.append(f"- {result['unique_id']}{on}: {result['status']}: {message}")
+    skipped = [result["unique_id"] for result in results if result["status"] == "skipped"]
+    if skipped:
+        lines.append(f"not built because of them ({len(skipped)}): {', '.join(skipped)}")
+    lines.append("A retry of this task runs `dbt retry`: only these run again.")
+    return "\n".join(lines)
