@@ -8,19 +8,20 @@ its freshness check, as in dbt_project/):
 - the rest incremental models (delete+insert on user_id), each the union of three staging models;
 - one data test on each model, and the source's own tests.
 
-Written under .local/bench/dbt/<N>-models/ and parsed there (target/manifest.json), so Cosmos
-renders it exactly as it renders dbt_project/.
+Written under .local/bench/dbt/<N>-models/, with dbt_project/'s profiles.yml, and its manifest
+built there by the template's own step (include/common/dbt_manifest.py), so the DAG renders it
+exactly as it renders dbt_project/.
 """
 
 from __future__ import annotations
 
 import shutil
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
 from bench.inputs import BENCH_DIR
-from include.common.project import DBT_EXECUTABLE, DBT_PROJECT_DIR
+from include.common.dbt_manifest import ensure_manifest
+from include.common.project import DBT_PROJECT_DIR
 
 PROJECTS_DIR = BENCH_DIR / "dbt"
 SOURCE_YAML = DBT_PROJECT_DIR / "models" / "staging" / "_sources.yml"  # the template's own source
@@ -101,7 +102,7 @@ def project_dir(models: int) -> Path:
     return PROJECTS_DIR / f"{models}-models"
 
 
-def generate(models: int, dbt_env: dict[str, str]) -> Path:
+def generate(models: int) -> Path:
     """Write the project of `models` models (replacing an older one) and parse it; returns its folder."""
     folder = project_dir(models)
     shutil.rmtree(folder, ignore_errors=True)
@@ -116,6 +117,7 @@ def generate(models: int, dbt_env: dict[str, str]) -> Path:
 
     files: dict[str, str] = {
         "dbt_project.yml": PROJECT_YAML.format(models=models),
+        "profiles.yml": (DBT_PROJECT_DIR / "profiles.yml").read_text(),
         "models/staging/_sources.yml": SOURCE_YAML.read_text(),
     }
     tests: dict[str, list[tuple[str, str, str]]] = {"staging": [], "marts": []}
@@ -137,7 +139,7 @@ def generate(models: int, dbt_env: dict[str, str]) -> Path:
         path = folder / relative
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text)
-    parse(folder, dbt_env)
+    ensure_manifest(folder)
     return folder
 
 
@@ -151,16 +153,3 @@ def models_yaml(tests: list[tuple[str, str, str]]) -> str:
             f"        data_tests: [{test}]",
         ]
     return "\n".join(lines) + "\n"
-
-
-def parse(folder: Path, dbt_env: dict[str, str]) -> None:
-    """`dbt parse`, as `make install` does for dbt_project/: Cosmos renders from its manifest."""
-    result = subprocess.run(
-        [str(DBT_EXECUTABLE), "parse", "--quiet", "--project-dir", str(folder)],
-        env=dbt_env,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if result.returncode != 0:
-        raise RuntimeError(f"dbt parse of {folder} failed:\n{result.stdout[-3000:]}{result.stderr[-3000:]}")

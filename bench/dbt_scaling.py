@@ -1,17 +1,21 @@
-"""The dbt task group's cost as a dbt project grows, next to one `dbt build` of the same project.
+"""The dbt part's cost as a dbt project grows, next to one `dbt build` of the same project.
 
-For each size (generated projects, bench/dbt_projects.py) and each mode, on one throwaway PostgreSQL
+For each size (generated projects, bench/dbt_projects.py) and each way, on one throwaway PostgreSQL
 holding the same users, with the models' schema dropped before every run so each does the same work:
 
-- floor: `dbt build` of the project from the command line, once, with the template's profile
-  (dbt_project/profiles.yml: the same threads as Airflow's);
-- each mode: `airflow dags test` of bench/dbt_dag/dbt_scaling.py, the template's own DbtTaskGroup
-  arguments for that project and mode, with a cold Cosmos cache (a fresh worker's first run);
-- per-model overhead = (mode - floor) / models; parse time of the DAG file (median of fresh
-  processes, as airflow_floor does for dags/); peak memory of the whole process tree.
+- floor: `dbt build` of the project from the command line, once, with dbt_project/profiles.yml
+  (the same threads as Airflow's profile);
+- each way, under a real scheduler: the services `make ui` runs (scheduler, dag-processor,
+  triggerer, api-server; LocalExecutor, Airflow's default parallelism; scripts/ui.py), started for
+  the run, the bench DAG (bench/dbt_dag/dbt_scaling.py: the template's own dbt task group for that
+  project and way) triggered through the REST API. The figure, `wall_seconds`, is the dbt task
+  group's wall time read from its task instances: the first one's start to the last one's end.
+  Meanwhile every Airflow process and what it started (dbt, task runners) is sampled each second:
+  the peak of their summed PSS (shared pages counted once), and the dbt processes seen;
+- each way, under `airflow dags test` too (tasks one at a time, in one process): its wall time,
+  the second column, and the DAG file's parse time.
 
-The log of every run is kept in .local/bench/dbt/dbt-scaling.log; the cache lines Cosmos and dbt
-print there are counted, to show whether partial parsing and the profile cache were really reused.
+Every run's output goes to .local/bench/dbt/dbt-scaling.log.
 """
 
 from __future__ import annotations
@@ -20,10 +24,12 @@ import re
 import shutil
 import statistics
 import subprocess
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 
+import psutil
 import psycopg
 from psycopg import sql
 
@@ -32,45 +38,48 @@ from bench.airflow_floor import PARSE_COLD, PARSE_TIMEOUT_SECONDS, dags_test, st
 from bench.measure import run_json, step_env
 from bench.pipeline import USERS_DDL
 from include.common.project import DBT_EXECUTABLE, DBT_SCHEMA, DBT_THREADS
-from scripts.local_env import REPO_ROOT, LocalAirflow, dbt_env, isolated, local_airflow
+from scripts.airflow_api import AirflowApi
+from scripts.local_env import LocalAirflow, dbt_env, free_port, isolated, local_airflow
+from scripts.ui import ADMIN, airflow_services
 
 SIZES = (5, 50, 200)
-DAG_FILE = REPO_ROOT / "bench" / "dbt_dag" / "dbt_scaling.py"
+DAG_FILE = Path(__file__).parent / "dbt_dag" / "dbt_scaling.py"
+DAG_ID = "bench_dbt"
+GROUP = "transform"
 PARSE_RUNS = 3
-LOG = dbt_projects.PROJECTS_DIR / "dbt-scaling.log"  # every run's output, the cache lines counted from it
-COSMOS_CACHE = dbt_projects.PROJECTS_DIR / "cosmos-cache"  # emptied before each run
+LOG = dbt_projects.PROJECTS_DIR / "dbt-scaling.log"
+COSMOS_CACHE = dbt_projects.PROJECTS_DIR / "cosmos-cache"  # emptied before each run: a fresh worker
 USERS = 10_000  # rows of `users` every model reads from (spread over the staging models' buckets)
+RUN_TIMEOUT_SECONDS = 3600
 
-# Each benchmarked way: the mode (settings.DBT_MODE, or bench/dbt_dag's "virtualenv"), the Airflow
-# options it runs with, and the largest project it runs on (the slow ways stop early: minutes each).
-NO_CACHES = {
-    "AIRFLOW__COSMOS__ENABLE_CACHE_PARTIAL_PARSE": "False",
-    "AIRFLOW__COSMOS__ENABLE_CACHE_PROFILE": "False",
+# Each way: what it is, and the largest project it runs on (the slow ones stop early: minutes each).
+WAYS: dict[str, tuple[str, int | None]] = {
+    "build": (
+        "the template's default: one task, one `dbt build` of the whole project "
+        "(include/common/dbt_build.py), an Asset per model, `dbt retry` as its retry",
+        None,
+    ),
+    "local": (
+        "the template's other mode: Cosmos' ExecutionMode.LOCAL, a task per model running `dbt build` "
+        "of that model and its tests (TestBehavior.BUILD), Cosmos' partial-parse and profile caches on",
+        50,
+    ),
+    "watcher": (
+        "not offered by the template: Cosmos' ExecutionMode.WATCHER, one `dbt build` watched by a "
+        "deferrable sensor per model and per model's tests (TestBehavior.AFTER_EACH)",
+        None,
+    ),
 }
-VIRTUALENV = {"BENCH_DBT_VIRTUALENV": str(dbt_projects.PROJECTS_DIR / "virtualenv")}
-WAYS: dict[str, tuple[str, dict[str, str], int | None]] = {
-    "local without caches": ("local", NO_CACHES, 50),
-    "virtualenv": ("virtualenv", VIRTUALENV, 50),
-    "local": ("local", {}, None),
-    "watcher": ("watcher", {}, None),
+MEASURED = {
+    "wall_seconds": "under a real scheduler (make ui's services, LocalExecutor), the run triggered "
+    "through the REST API: the dbt task group's first task start to its last task end",
+    "peak_pss_mb": "the peak, sampled every second, of the summed PSS of every Airflow process "
+    "(scheduler, dag-processor, triggerer, api-server) and all they started, during the run",
+    "idle_pss_mb": "the same sum just before the run was triggered: Airflow's services at rest",
+    "dags_test.wall_seconds": "`airflow dags test` of the same DAG: wall time of the CLI process",
+    "floor.wall_seconds": "`dbt build` of the project from the command line, wall time",
 }
-DESCRIPTIONS = {
-    "local without caches": "the default mode with Cosmos' partial-parse and profile caches switched off",
-    "virtualenv": "ExecutionMode.VIRTUALENV: as local, but Cosmos prepares the dbt virtualenv "
-    "(uv venv + uv pip install of requirements/dbt.txt, kept between tasks) before each task",
-    "local": "the template's default: ExecutionMode.LOCAL, `dbt build` per model (TestBehavior.BUILD), "
-    "Cosmos' partial-parse and profile caches on (its defaults)",
-    "watcher": "ExecutionMode.WATCHER: one `dbt build`, a sensor per model and per model's tests "
-    "(TestBehavior.AFTER_EACH), dbt in its own virtualenv (subprocess)",
-}
-
-# What the logs say about the caches, counted per run.
-CACHE_LINES = {
-    "dbt_invocations": re.compile(r"Running command: "),
-    "partial_parse_missed": re.compile(r"Unable to do partial parsing"),
-    "profile_cache_hits": re.compile(r"Profile found in cache"),
-    "profile_cache_misses": re.compile(r"Profile not found in cache"),
-}
+DBT_PROCESS = re.compile(r"/dbt$")
 
 # Fake but well-formed users: the staging models slice them by a hash of user_id.
 SEED_USERS = """
@@ -93,8 +102,8 @@ def bench_dbt(sizes: list[int], ways: list[str], progress: Callable[[str], None]
         seed_users(local.warehouse_uri)
         env = {**step_env(), **dbt_env(local.warehouse_uri)}
         for models in sizes:
-            progress(f"dbt scaling, {models} models: generating and parsing the project")
-            project = dbt_projects.generate(models, env)
+            progress(f"dbt scaling, {models} models: generating the project and its manifest")
+            project = dbt_projects.generate(models)
             progress(f"dbt scaling, {models} models: floor, one `dbt build` from the command line")
             drop_models(local.warehouse_uri)
             row = {
@@ -104,14 +113,23 @@ def bench_dbt(sizes: list[int], ways: list[str], progress: Callable[[str], None]
                 "ways": {},
             }
             for way in ways:
-                largest = WAYS[way][2]
+                largest = WAYS[way][1]
                 if largest is not None and models > largest:
                     continue
-                progress(f"dbt scaling, {models} models: {way}: parse time, then airflow dags test")
-                row["ways"][way] = run_way(local, project, way, LOG)
+                progress(f"dbt scaling, {models} models: {way} under a scheduler (make ui's services)")
+                result = under_scheduler(local, project, way, progress)
+                progress(f"dbt scaling, {models} models: {way} under `airflow dags test`")
+                result["dags_test"] = under_dags_test(local, project, way)
+                row["ways"][way] = result
             rows.append(row)
             progress(f"dbt scaling, {models} models: " + summary_line(row))
-    return {"threads": DBT_THREADS, "users": USERS, "descriptions": DESCRIPTIONS, "rows": rows}
+    return {
+        "threads": DBT_THREADS,
+        "users": USERS,
+        "descriptions": {way: WAYS[way][0] for way in ways},
+        "measured": MEASURED,
+        "rows": rows,
+    }
 
 
 def seed_users(warehouse_uri: str) -> None:
@@ -121,7 +139,7 @@ def seed_users(warehouse_uri: str) -> None:
 
 
 def drop_models(warehouse_uri: str) -> None:
-    """Every run builds all models from nothing: the same work for the floor and each mode."""
+    """Every run builds all models from nothing: the same work for the floor and each way."""
     with psycopg.connect(warehouse_uri, autocommit=True) as conn:
         conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(DBT_SCHEMA)))
 
@@ -141,32 +159,110 @@ def dbt_build(project: Path, env: dict[str, str], log: Path) -> dict:
     return {"wall_seconds": seconds, "peak_rss_tree_mb": total_mb, "peak_rss_mb": largest_mb}
 
 
-def run_way(local: LocalAirflow, project: Path, way: str, log: Path) -> dict:
-    mode, options, _ = WAYS[way]
-    bench_env = {"BENCH_DBT_PROJECT": str(project), "BENCH_DBT_MODE": mode, **options}
-    parse_env = step_env(**bench_env)
-    parse = statistics.median(
-        run_json("-c", PARSE_COLD, str(DAG_FILE), env=parse_env, timeout=PARSE_TIMEOUT_SECONDS)["cold"]
-        for _ in range(PARSE_RUNS)
-    )
-    shutil.rmtree(COSMOS_CACHE, ignore_errors=True)  # a cold cache: a fresh worker's first run
-    env = {
-        **local.env,
-        **bench_env,
+def bench_env(project: Path, way: str) -> dict[str, str]:
+    return {
+        "BENCH_DBT_PROJECT": str(project),
+        "BENCH_DBT_MODE": way,
         "AIRFLOW__CORE__DAGS_FOLDER": str(DAG_FILE.parent),
         "AIRFLOW__COSMOS__CACHE_DIR": str(COSMOS_CACHE),
     }
+
+
+def under_scheduler(local: LocalAirflow, project: Path, way: str, progress: Callable[[str], None]) -> dict:
+    """One run of the bench DAG, triggered through the REST API of freshly started services."""
+    shutil.rmtree(COSMOS_CACHE, ignore_errors=True)
     drop_models(local.warehouse_uri)
-    logged_before = log.stat().st_size if log.exists() else 0
-    result = dags_test(local, "bench_dbt", "2024-01-01", log, env=env)
-    with log.open(errors="replace") as file:
-        file.seek(logged_before)
-        logged = file.read()
+    with (
+        LOG.open("a") as out,
+        airflow_services(
+            local, free_port(), unpause=True, extra_env=bench_env(project, way), output=out
+        ) as services,
+    ):
+        api = AirflowApi(services.url).login(ADMIN, services.password)
+        api.wait_for_dag(DAG_ID, timeout=600)
+        time.sleep(5)  # the services settle after parsing: the idle sample is taken at rest
+        sampler = Sampler(services.processes)
+        sampler.start()
+        run_id = api.trigger(DAG_ID, None, {})
+        try:
+            state = api.wait_for_run(DAG_ID, run_id, timeout=RUN_TIMEOUT_SECONDS)
+        finally:
+            memory = sampler.finish()
+    if state != "success":
+        raise RuntimeError(f"{way}: the run of {project.name} ended {state}: see {LOG}")
+    return {"state": state, **group_timing(local.metadata_db_uri, run_id), **memory}
+
+
+def group_timing(metadata_uri: str, run_id: str) -> dict:
+    with psycopg.connect(metadata_uri) as conn:
+        tasks = conn.execute(
+            "SELECT task_id, state, start_date, end_date FROM task_instance"
+            " WHERE dag_id = %s AND run_id = %s AND task_id LIKE %s ORDER BY start_date",
+            (DAG_ID, run_id, f"{GROUP}.%"),
+        ).fetchall()
+    ran = [task for task in tasks if task[2] and task[3]]
     return {
-        **result,
+        "wall_seconds": (max(task[3] for task in ran) - min(task[2] for task in ran)).total_seconds(),
+        "task_count": len(tasks),
+        "tasks": [{"task_id": task[0], "state": task[1]} for task in tasks],
+    }
+
+
+class Sampler(threading.Thread):
+    """Every second: the summed PSS of the services' process trees, and the dbt processes among them."""
+
+    def __init__(self, services: list[subprocess.Popen], every: float = 1.0) -> None:
+        super().__init__(daemon=True)
+        self.roots = [psutil.Process(service.pid) for service in services]
+        self.every = every
+        self.done = threading.Event()
+        self.dbt_pids: set[int] = set()
+        self.idle = self.peak = self._sample()
+
+    def _sample(self) -> int:
+        total = 0
+        for root in self.roots:
+            try:
+                members = [root, *root.children(recursive=True)]
+            except psutil.Error:
+                continue
+            for member in members:
+                try:
+                    total += member.memory_full_info().pss
+                    if any(DBT_PROCESS.search(part) for part in member.cmdline()[:2]):
+                        self.dbt_pids.add(member.pid)
+                except psutil.Error:  # it ended meanwhile
+                    continue
+        return total
+
+    def run(self) -> None:
+        while not self.done.wait(self.every):
+            self.peak = max(self.peak, self._sample())
+
+    def finish(self) -> dict:
+        self.done.set()
+        self.join()
+        return {
+            "peak_pss_mb": self.peak / 2**20,
+            "idle_pss_mb": self.idle / 2**20,
+            "dbt_processes": len(self.dbt_pids),
+        }
+
+
+def under_dags_test(local: LocalAirflow, project: Path, way: str) -> dict:
+    shutil.rmtree(COSMOS_CACHE, ignore_errors=True)
+    env = step_env(**bench_env(project, way))
+    parse = statistics.median(
+        run_json("-c", PARSE_COLD, str(DAG_FILE), env=env, timeout=PARSE_TIMEOUT_SECONDS)["cold"]
+        for _ in range(PARSE_RUNS)
+    )
+    drop_models(local.warehouse_uri)
+    result = dags_test(local, DAG_ID, "2024-01-01", LOG, env={**local.env, **bench_env(project, way)})
+    return {
+        "wall_seconds": result["wall_seconds"],
+        "peak_rss_tree_mb": result["peak_rss_tree_mb"],
         "parse_seconds": parse,
         "task_count": len(result["tasks"]),
-        "cache": {name: len(pattern.findall(logged)) for name, pattern in CACHE_LINES.items()},
     }
 
 
@@ -176,11 +272,13 @@ def summary_line(row: dict) -> str:
         f"{way} {result['wall_seconds']:.0f} s ({times_floor(row, way):.1f}x)"
         for way, result in row["ways"].items()
     )
-    return f"floor {floor:.1f} s; {ways}"
+    return f"floor {floor:.1f} s; under a scheduler: {ways}"
 
 
-def times_floor(row: dict, way: str) -> float:
-    return row["ways"][way]["wall_seconds"] / row["floor"]["wall_seconds"]
+def times_floor(row: dict, way: str, figure: str = "scheduler") -> float:
+    result = row["ways"][way]
+    seconds = result["wall_seconds"] if figure == "scheduler" else result["dags_test"]["wall_seconds"]
+    return seconds / row["floor"]["wall_seconds"]
 
 
 def overhead_per_model(row: dict, way: str) -> float:

@@ -64,7 +64,7 @@ class AirflowApi:
                     raise
             time.sleep(2)
 
-    def trigger(self, dag_id: str, logical_date: str, conf: dict) -> str:
+    def trigger(self, dag_id: str, logical_date: str | None, conf: dict) -> str:
         """A new run of dag_id for logical_date (ISO 8601); returns its run id."""
         run = self.request(
             "POST", f"/api/v2/dags/{dag_id}/dagRuns", {"logical_date": logical_date, "conf": conf}

@@ -26,9 +26,12 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
-from scripts.local_env import local_airflow
+from scripts.local_env import LocalAirflow, local_airflow
 
 ADMIN = "admin"
 SERVICES = (
@@ -62,37 +65,13 @@ def main(argv: list[str]) -> int | str:
     signal.signal(signal.SIGTERM, _interrupt)  # `kill` cleans up as Ctrl-C does
 
     print("Starting a throwaway PostgreSQL and the stand-in user API; migrating Airflow's database ...")
-    with local_airflow() as local:
-        home = Path(local.env["AIRFLOW_HOME"])
-        passwords_file = home / "simple_auth_manager_passwords.json"
-        password = secrets.token_urlsafe(12)
-        passwords_file.write_text(json.dumps({ADMIN: password}))  # so Airflow generates no other one
-        passwords_file.chmod(0o600)
-        env = {
-            **local.env,
-            "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
-            "AIRFLOW__API__HOST": "127.0.0.1",
-            "AIRFLOW__API__PORT": str(args.port),
-            "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{args.port}/execution/",
-            # One secret for the api-server and the task runners, made for this run.
-            "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_urlsafe(64),  # 64+ bytes for its HS512
-            "AIRFLOW__CORE__AUTH_MANAGER": (
-                "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager"
-            ),
-            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{ADMIN}:admin",
-            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(passwords_file),
-            "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": str(not args.unpause),
-        }
-        services: list[subprocess.Popen] = []
-        try:
-            _start(env, services)
-            if not _wait_until_serving(args.port, services):
-                return "the api-server did not come up: see the services' output above"
+    try:
+        with local_airflow() as local, airflow_services(local, args.port, unpause=args.unpause) as services:
             print(
                 BANNER.format(
                     port=args.port,
                     user=ADMIN,
-                    password=password,
+                    password=services.password,
                     paused="unpaused" if args.unpause else "paused (`make ui UNPAUSE=1` unpauses it)",
                     warehouse=local.warehouse_uri,
                     user_api=local.standin_api_url,
@@ -100,23 +79,92 @@ def main(argv: list[str]) -> int | str:
                 local.settings.sources(),
                 flush=True,
             )
-            while all(service.poll() is None for service in services):
+            while services.running():
                 time.sleep(1)
             return "an Airflow service stopped on its own: see its output above"
-        except KeyboardInterrupt:
-            _stop(services)
-            print("\n==> Stopped; removing the throwaway databases and the Airflow home.", flush=True)
-            return 0
-        finally:
-            _stop(services)
+    except ServicesDidNotStart:
+        return "the api-server did not come up: see the services' output above"
+    except KeyboardInterrupt:
+        print("\n==> Stopped; the throwaway databases and the Airflow home are removed.", flush=True)
+        return 0
 
 
-def _start(env: dict[str, str], services: list[subprocess.Popen]) -> None:
+class ServicesDidNotStart(RuntimeError):
+    pass
+
+
+@dataclass
+class Services:
+    """The running Airflow services of a local Airflow, and how to reach them."""
+
+    env: dict[str, str]
+    port: int
+    password: str  # of ADMIN
+    processes: list[subprocess.Popen]
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def running(self) -> bool:
+        return all(process.poll() is None for process in self.processes)
+
+
+@contextlib.contextmanager
+def airflow_services(
+    local: LocalAirflow,
+    port: int,
+    unpause: bool = False,
+    extra_env: dict[str, str] | None = None,
+    output: IO[str] | None = None,
+) -> Iterator[Services]:
+    """The Docker stack's services (LocalExecutor instead of Celery) on `local`, on 127.0.0.1:`port`,
+    until the block ends; `extra_env` adds Airflow settings (the benchmarks set their DAG folder)."""
+    home = Path(local.env["AIRFLOW_HOME"])
+    passwords_file = home / "simple_auth_manager_passwords.json"
+    password = secrets.token_urlsafe(12)
+    passwords_file.write_text(json.dumps({ADMIN: password}))  # so Airflow generates no other one
+    passwords_file.chmod(0o600)
+    env = {
+        **local.env,
+        "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+        "AIRFLOW__API__HOST": "127.0.0.1",
+        "AIRFLOW__API__PORT": str(port),
+        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{port}/execution/",
+        # One secret for the api-server and the task runners, made for this run.
+        "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_urlsafe(64),  # 64+ bytes for its HS512
+        "AIRFLOW__CORE__AUTH_MANAGER": (
+            "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager"
+        ),
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{ADMIN}:admin",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(passwords_file),
+        "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": str(not unpause),
+        **(extra_env or {}),
+    }
+    services = Services(env, port, password, [])
+    try:
+        _start(env, services.processes, output)
+        if not _wait_until_serving(port, services.processes):
+            raise ServicesDidNotStart(port)
+        yield services
+    finally:
+        _stop(services.processes)
+
+
+def _start(env: dict[str, str], services: list[subprocess.Popen], output: IO[str] | None) -> None:
     """The services, in one process group of their own: Ctrl-C reaches them through us, once."""
     airflow = str(Path(sys.executable).parent / "airflow")
     for command in SERVICES:
         group = services[0].pid if services else 0  # 0: a new group, led by the first service
-        services.append(subprocess.Popen([airflow, *command], env=env, process_group=group))
+        services.append(
+            subprocess.Popen(
+                [airflow, *command],
+                env=env,
+                process_group=group,
+                stdout=output,
+                stderr=output and subprocess.STDOUT,
+            )
+        )
 
 
 def _interrupt(signum: int, frame: object) -> None:

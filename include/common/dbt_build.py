@@ -16,12 +16,13 @@ scheduler). One `dbt build` is as fast as dbt itself, and keeps what the per-mod
 
 dbt runs from its own virtualenv as a subprocess, with the profile Cosmos builds from the Airflow
 connection (its ProfileConfig), against the project folder itself: it writes only into a temporary
-target folder (seeded with the manifest step's partial-parse file, so dbt does not parse from
-scratch), never into the project, which may be mounted read-only.
+target folder (seeded with the last run's partial-parse file, so dbt parses only what changed),
+never into the project, which may be mounted read-only.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -40,6 +41,7 @@ if TYPE_CHECKING:
 BUILT = ("model", "seed", "snapshot")  # the nodes that build a table or view: each is an Asset
 FAILED = ("error", "fail", "runtime error")
 RUN_RESULTS = "run_results.json"
+PARTIAL_PARSE = "partial_parse.msgpack"
 
 
 class DbtBuildFailed(Exception):
@@ -80,18 +82,28 @@ class DbtBuildOperator(BaseOperator):
             self.profile_config.ensure_profile() as (profile, profile_env),
         ):
             target = Path(temporary)
-            partial_parse = self.manifest.parent / "partial_parse.msgpack"
-            if partial_parse.exists():
-                shutil.copyfile(partial_parse, target / partial_parse.name)
+            cache = self._partial_parse_cache()
+            if cache.exists():
+                shutil.copyfile(cache, target / PARTIAL_PARSE)
             if retry:
                 self.log.info("Try %d: `dbt retry` of what failed in %s", context["ti"].try_number, kept)
                 (target / RUN_RESULTS).write_bytes(kept.read_bytes())
             returncode = self._dbt("retry" if retry else "build", target, profile.parent, profile_env)
             results = self._results(target / RUN_RESULTS, kept)
+            if (target / PARTIAL_PARSE).exists():  # for the next run on this machine
+                cache.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(target / PARTIAL_PARSE, cache.with_suffix(".partial"))
+                os.replace(cache.with_suffix(".partial"), cache)
         statuses = {result["unique_id"]: result["status"] for result in results}
         context["ti"].xcom_push(key="dbt_results", value=statuses)
         if returncode != 0:
             raise DbtBuildFailed(failure_summary(results, json.loads(self.manifest.read_text())))
+
+    def _partial_parse_cache(self) -> Path:
+        """dbt's partial-parse file of the last run of this project on this machine: with it dbt parses
+        only what changed. (The manifest step's own is for its profile target, which dbt would not reuse.)"""
+        key = hashlib.sha256(str(self.project_dir.resolve()).encode()).hexdigest()[:16]
+        return Path(tempfile.gettempdir()) / "dbt-build-cache" / key / PARTIAL_PARSE
 
     def _dbt(self, command: str, target: Path, profiles_dir: Path, profile_env: dict[str, str]) -> int:
         """Run dbt, its output line by line into the task's log; returns its exit code."""

@@ -140,6 +140,8 @@ def _parse(project_dir: Path, dbt: Path) -> None:
 
 
 def _dbt(dbt: Path, command: str, project_dir: Path, *args: str) -> subprocess.CompletedProcess:
+    # The project's own profiles.yml, if it has one; else where dbt looks (DBT_PROFILES_DIR, ~/.dbt).
+    profiles = ["--profiles-dir", str(project_dir)] if (project_dir / "profiles.yml").exists() else []
     return subprocess.run(
         [
             str(dbt),
@@ -149,8 +151,7 @@ def _dbt(dbt: Path, command: str, project_dir: Path, *args: str) -> subprocess.C
             command,
             "--project-dir",
             str(project_dir),
-            "--profiles-dir",
-            str(project_dir),
+            *profiles,
             *args,
         ],
         # dbt's own log file goes to target/, so nothing else is written into the project.

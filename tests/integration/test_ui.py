@@ -287,7 +287,7 @@ def test_ctrl_c_stops_everything_and_removes_it(ui: UiSession):
         os.killpg(ui.process.pid, signal.SIGKILL)
         raise
     assert code == 0, ui.output.text[-6000:]
-    assert "Stopped; removing" in ui.output.text
+    assert "Stopped; the throwaway databases and the Airflow home are removed." in ui.output.text
     assert set(LOCAL_DIR.glob("airflow-home-*")) <= ui.homes_before, "the Airflow home was left behind"
     with pytest.raises(psycopg.OperationalError):
         psycopg.connect(ui.warehouse_uri, connect_timeout=3)
