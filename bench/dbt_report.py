@@ -70,6 +70,28 @@ def detail_table(results: dict) -> tuple[list[str], list[list[str]]]:
     return header, rows
 
 
+def docker_section(results: dict) -> list[str]:
+    docker = results.get("docker")
+    if not docker:
+        return []
+    floor = docker["floor_seconds"]
+    header = ["Celery workers", "dbt task group", "x floor (`dbt build` from the command line)"]
+    rows = [
+        [workers, f"{run['wall_seconds']:.1f} s", f"{run['wall_seconds'] / floor:.1f}x" if floor else "—"]
+        for workers, run in docker["workers"].items()
+    ]
+    return [
+        f"## On the Docker stack, {docker['models']} models",
+        "",
+        f"The unmodified docker-compose.yaml (CeleryExecutor), the default way ({DBT_MODE}), the generated "
+        f"project in place of dbt_project/, a user_processing run of {docker['users']:,} users triggered "
+        "through the REST API; the dbt task group's wall time from its task instances (bench/dbt_docker.py).",
+        "",
+        markdown_table(header, rows),
+        "",
+    ]
+
+
 def target_line(results: dict) -> str:
     target = (
         f"Target, the default mode ({DBT_MODE}) under a scheduler within {TARGET_RATIO}x of the floor at "
@@ -122,6 +144,7 @@ def write_markdown(results: dict, path: Path, generated_at: str, machine: str, m
     parts += [
         target_line(results),
         "",
+        *docker_section(results),
         "## The ways",
         "",
         ways,

@@ -87,6 +87,12 @@ def bench_dbt(args, generated_at, described, progress) -> list[Path]:
     started = time.perf_counter()
     sizes = sorted(int(size) for size in args.dbt_sizes.split(","))
     results = dbt_scaling.bench_dbt(sizes, args.dbt_ways, progress)
+    if args.dbt_docker:
+        from bench import dbt_docker  # needs a Docker engine (tests/docker/engine.py starts one)
+
+        docker = dbt_docker.bench_docker(args.dbt_docker, progress)
+        floors = [row["floor"]["wall_seconds"] for row in results["rows"] if row["models"] == args.dbt_docker]
+        results["docker"] = {**docker, "floor_seconds": floors[0] if floors else None}
     minutes = (time.perf_counter() - started) / 60
     dbt_report.write_json(results, args.out / "benchmarks-dbt.json")
     dbt_report.write_markdown(
@@ -126,6 +132,13 @@ def parser() -> argparse.ArgumentParser:
         default=",".join(dbt_scaling.WAYS),
         type=dbt_ways,
         help=f"of: {', '.join(dbt_scaling.WAYS)}",
+    )
+    parser.add_argument(
+        "--dbt-docker",
+        type=int,
+        default=0,
+        metavar="MODELS",
+        help="also the default dbt way on the Docker stack (1 and 2 workers) at MODELS models (0: not)",
     )
     parser.add_argument("--out", type=Path, default=DOCS, help="where to write benchmarks.md/.json/.png")
     return parser
