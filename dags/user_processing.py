@@ -36,6 +36,7 @@ from include.user_processing.fields import users_table_sql
 from include.user_processing.settings import (
     DAG_ID,
     DEFAULT_USERS_PER_RUN,
+    MAX_ACTIVE_RUNS,
     SENSOR_POKE_INTERVAL,
     SENSOR_TIMEOUT,
     USER_API_CONN_ID,
@@ -49,7 +50,7 @@ from include.user_processing.user_api import api_is_serving_users
     schedule="@daily",
     start_date=pendulum.datetime(2024, 1, 1, tz="UTC"),
     catchup=False,
-    max_active_runs=1,
+    max_active_runs=MAX_ACTIVE_RUNS,  # [user_processing] max_active_runs, 1 by default
     tags=["example", "users", "etl"],
     doc_md=__doc__,
     params={
@@ -121,8 +122,14 @@ def user_processing():
 
         return asdict(store.store_run_csv(run_folder.folder_for(context), warehouse.connect))
 
-    # One task per dbt model, run the way [user_processing] dbt_mode says (dbt_transforms.py).
-    transform_users = DbtTaskGroup(group_id="transform_users", **dbt_transforms.task_group_args())
+    # One task per dbt model, run the way [user_processing] dbt_mode says (dbt_transforms.py). When runs
+    # may overlap, each dbt task waits for its own and its downstream tasks of the previous logical date:
+    # one run's dbt never builds or tests tables another run's dbt is changing.
+    transform_users = DbtTaskGroup(
+        group_id="transform_users",
+        default_args={"wait_for_downstream": True} if MAX_ACTIVE_RUNS > 1 else {},
+        **dbt_transforms.task_group_args(),
+    )
 
     chain(create_table, is_api_available, extract_user(), process_user(), store_user(), transform_users)
 
