@@ -36,6 +36,7 @@ from include.user_processing.fields import users_table_sql
 from include.user_processing.settings import (
     DAG_ID,
     DEFAULT_USERS_PER_RUN,
+    MAX_ACTIVE_RUNS,
     SENSOR_POKE_INTERVAL,
     SENSOR_TIMEOUT,
     USER_API_CONN_ID,
@@ -49,7 +50,7 @@ from include.user_processing.user_api import api_is_serving_users
     schedule="@daily",
     start_date=pendulum.datetime(2024, 1, 1, tz="UTC"),
     catchup=False,
-    max_active_runs=1,
+    max_active_runs=MAX_ACTIVE_RUNS,  # [user_processing] max_active_runs, 1 by default
     tags=["example", "users", "etl"],
     doc_md=__doc__,
     params={

@@ -1,7 +1,7 @@
 """`make env`: write .env for `docker compose`, with secrets generated on this machine. Never overwrites.
 
-.env is .env.example with the empty secrets filled in (a Fernet key, a JWT secret, database and
-admin passwords) and AIRFLOW_UID set to the current user. It also copies airflow.env.example to
+.env is .env.example with the empty secrets filled in (a Fernet key, a JWT secret, database,
+admin and Flower passwords) and AIRFLOW_UID set to the current user. It also copies airflow.env.example to
 airflow.env, the file of your own Airflow connections, variables and options (read_user_settings
 reads it, and refuses what belongs to the stack). Standard library only: it runs before any
 virtualenv exists.
@@ -55,6 +55,7 @@ GENERATED: dict[str, Callable[[], str]] = {
     "AIRFLOW_DB_PASSWORD": password,
     "WAREHOUSE_PASSWORD": password,
     "_AIRFLOW_WWW_USER_PASSWORD": password,
+    "FLOWER_PASSWORD": password,  # Flower's login (AIRFLOW__CELERY__FLOWER_BASIC_AUTH)
 }
 
 ASSIGNMENT = re.compile(r"^(?P<key>[A-Za-z_][A-Za-z0-9_]*)=(?P<value>.*)$")

@@ -40,7 +40,7 @@ from include.common.project import (
     DBT_THREADS,
     WAREHOUSE_CONN_ID,
 )
-from include.user_processing.settings import DBT_MODE
+from include.user_processing.settings import DBT_MODE, MAX_ACTIVE_RUNS
 
 if TYPE_CHECKING:
     from airflow.sdk import BaseOperator
@@ -67,8 +67,11 @@ def transform_users(
     if mode not in MODES:
         raise ValueError(f"[user_processing] dbt_mode is {mode!r}: use one of {', '.join(MODES)}")
     manifest = ensure_manifest(project_dir)
+    # When runs may overlap, each dbt task waits for its own and its downstream tasks of the previous
+    # logical date: one run's dbt never builds or tests tables another run's dbt is changing.
+    overlap = {"default_args": {"wait_for_downstream": True}} if MAX_ACTIVE_RUNS > 1 else {}
     if mode == "build":
-        with TaskGroup(group_id) as group:
+        with TaskGroup(group_id, **overlap) as group:
             DbtBuildOperator(
                 task_id="dbt_build",
                 project_dir=project_dir,
@@ -80,7 +83,7 @@ def transform_users(
         return group
     from cosmos import DbtTaskGroup  # Cosmos renders the task-per-model modes
 
-    return DbtTaskGroup(group_id=group_id, **cosmos_task_group_args(project_dir, manifest, mode))
+    return DbtTaskGroup(group_id=group_id, **overlap, **cosmos_task_group_args(project_dir, manifest, mode))
 
 
 def cosmos_task_group_args(project_dir: Path, manifest: Path, mode: str) -> dict:

@@ -21,6 +21,12 @@ USER_API_ENDPOINT = "api/1.4/"
 MAX_USERS_PER_PAGE = 5000
 DEFAULT_USERS_PER_RUN = 100
 
+# How many runs may be active at once (the DAG's max_active_runs): 1, one logical date after the
+# other. Above 1, runs extract, process and load side by side (loads queue on an advisory lock, store.py),
+# and each run's dbt tasks wait for the previous logical date's (depends_on_past, wait_for_downstream):
+# two runs building the same dbt tables at once would clash.
+MAX_ACTIVE_RUNS = integer(DAG_ID, "max_active_runs", 1)
+
 SENSOR_POKE_INTERVAL = seconds(DAG_ID, "sensor_poke_interval", 30)
 SENSOR_TIMEOUT = seconds(DAG_ID, "sensor_timeout", 10 * 60)  # then the run fails: the API is down
 # Retries of one page request inside extract_user (user_api.RequestRetries), before the task fails.

@@ -10,6 +10,7 @@ engine is stopped, pass or fail. On a failure, the end of every service's log is
 from __future__ import annotations
 
 import json
+import os
 import re
 import socket
 import subprocess
@@ -39,7 +40,18 @@ USER_SETTINGS = {
     "AIRFLOW_CONN_WAREHOUSE2": f"postgresql://reader:{USER_PASSWORD}@warehouse:5432/warehouse",
     "AIRFLOW_VAR_GREETING": "hello from airflow.env",
     "AIRFLOW__LOGGING__LOGGING_LEVEL": "DEBUG",
+    # Options a user may set too, for the fault and load tests: runs may overlap (five at once), a
+    # failed task is retried within seconds (5-10 s, then 10-20 s, ...), and the task of a killed
+    # worker is found after 30 s without a heartbeat instead of Airflow's 5 minutes.
+    "AIRFLOW__USER_PROCESSING__MAX_ACTIVE_RUNS": "5",
+    "AIRFLOW__USER_PROCESSING__RETRY_DELAY": "5",
+    "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "30",
+    "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT_DETECTION_INTERVAL": "5",
 }
+# A symlink planted in logs/ before `up`, pointing outside the checkout: airflow-init's chown must
+# change the link itself, never the file it points to (test_compose_stack.py checks both).
+PLANTED_LINK = "logs/planted-link"
+OUTSIDE_FILE = "outside-the-checkout.txt"  # beside the scratch checkout, not in it
 UP_TIMEOUT = 600  # seconds for `up --wait`: first start, migrations, every healthcheck
 PUBLISHED_PORTS = (8080, 5555, 5433)  # api-server, flower, warehouse: the defaults of .env.example
 
@@ -113,6 +125,7 @@ def project(engine: DockerEngine) -> Iterator[ComposeProject]:
         scratch.set_dotenv(SETTINGS)
         scratch.set_user_settings(USER_SETTINGS)
         scratch.owners_before = scratch.owners()
+        plant_link(scratch)
         yield scratch
     finally:
         scratch.remove()
@@ -183,6 +196,15 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
             report.sections.append(("docker compose logs (last lines of each service)", project.logs()))
         except (ComposeError, subprocess.SubprocessError, OSError) as error:
             report.sections.append(("docker compose logs", f"could not be read: {error}"))
+
+
+def plant_link(project: ComposeProject) -> None:
+    """logs/planted-link -> ../../outside-the-checkout.txt, a file of this test's user outside the
+    checkout."""
+    outside = project.folder.parent / OUTSIDE_FILE
+    outside.write_text("not airflow-init's to chown\n")
+    link = project.folder / PLANTED_LINK
+    link.symlink_to(os.path.relpath(outside, link.parent))
 
 
 def _in_use(port: int) -> bool:

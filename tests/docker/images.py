@@ -76,6 +76,21 @@ def _provide(engine: DockerEngine, name: str, project_dir: Path, say: Callable[[
     return BaseImage(name, "stand-in, built now")
 
 
+def standin_label(engine: DockerEngine, name: str) -> str | None:
+    """The stand-in recipe hash a local image is labelled with: None if no such image, "" if no stand-in."""
+    return _label(engine, name)
+
+
+def recipe_digest(engine: DockerEngine, name: str, project_dir: Path) -> str:
+    """The hash a stand-in for `name` built now from its recipe would be labelled with."""
+    repository, _, tag = name.partition(":")
+    context, build_args = _stand_in_context(STANDIN_FOR[repository], tag, project_dir)
+    try:
+        return _recipe_hash(context, build_args, _image_id(engine, DEBIAN_BASE))
+    finally:
+        shutil.rmtree(context, ignore_errors=True)
+
+
 def _stand_in_context(recipe: str, tag: str, project_dir: Path) -> tuple[Path, dict[str, str]]:
     """A build context for the recipe, and the build arguments the image's tag implies."""
     context = Path(tempfile.mkdtemp(prefix=f"standin-{recipe}-"))

@@ -89,6 +89,14 @@ class ComposeProject:
             )
         return result
 
+    def popen_compose(self, *args: str, **kwargs) -> subprocess.Popen:
+        """`docker compose ARGS` started in the background (a stop that waits, a psql session to hold)."""
+        kwargs.setdefault("stdout", subprocess.DEVNULL)
+        kwargs.setdefault("stderr", subprocess.PIPE)
+        return subprocess.Popen(
+            [*compose_command(), *args], cwd=self.folder, env=self.env, text=True, **kwargs
+        )
+
     def shell(self, command: str, timeout: float = 300) -> subprocess.CompletedProcess:
         """A command line exactly as the README writes it, run by bash in the checkout.
 

@@ -116,7 +116,8 @@ def dependencies(service: dict) -> dict[str, str]:
 
 # The secrets `make env` generates, and the services that need each one (docker-compose.yaml gives
 # each service exactly these): Airflow's own keys and metadata database for every Airflow component,
-# the warehouse's connection only where task code runs, the admin password only for airflow-init.
+# the warehouse's connection only where task code runs, the admin password only for airflow-init,
+# Flower's login only for Flower.
 AIRFLOW_SECRETS = frozenset({"FERNET_KEY", "AIRFLOW__API_AUTH__JWT_SECRET", "AIRFLOW_DB_PASSWORD"})
 SECRETS_BY_SERVICE = {
     "postgres": frozenset({"AIRFLOW_DB_PASSWORD"}),
@@ -126,7 +127,8 @@ SECRETS_BY_SERVICE = {
     "airflow-apiserver": AIRFLOW_SECRETS,
     "airflow-scheduler": AIRFLOW_SECRETS,
     "airflow-dag-processor": AIRFLOW_SECRETS,
-    "flower": AIRFLOW_SECRETS,
+    # Celery's monitor: the result backend (in the metadata database) and its own login, nothing else.
+    "flower": frozenset({"AIRFLOW_DB_PASSWORD", "FLOWER_PASSWORD"}),
     "airflow-worker": AIRFLOW_SECRETS | {"WAREHOUSE_PASSWORD"},
     "airflow-triggerer": AIRFLOW_SECRETS | {"WAREHOUSE_PASSWORD"},
     "airflow-cli": AIRFLOW_SECRETS | {"WAREHOUSE_PASSWORD"},

@@ -70,6 +70,28 @@ SLOW_HEALTHCHECKS = dict.fromkeys(
 )
 # Where the template publishes the official ports: on PUBLISH_ADDRESS (default 127.0.0.1), not on all.
 PUBLISH_PREFIX = "${PUBLISH_ADDRESS:-127.0.0.1}:"
+# Flower's port has an address of its own: its /metrics and /healthcheck answer without its login.
+FLOWER_PUBLISH_PREFIX = "${FLOWER_PUBLISH_ADDRESS:-127.0.0.1}:"
+# Official bind mounts the template makes read-only: Airflow only reads the DAGs.
+READ_ONLY = {
+    "${AIRFLOW_PROJ_DIR:-.}/dags:/opt/airflow/dags": "${AIRFLOW_PROJ_DIR:-.}/dags:/opt/airflow/dags:ro"
+}
+# Official healthchecks the template changes, and why.
+CHANGED_HEALTHCHECK_TESTS = {
+    "flower": "Flower asks for its login on every page but /healthcheck: the check logs in",
+}
+# Flower's whole environment: what `airflow celery flower` reads (the executor, for the command to
+# exist; the broker and result backend; its login; the config file), and the official pip variable.
+FLOWER_ENVIRONMENT = {
+    "AIRFLOW__CORE__EXECUTOR",
+    "AIRFLOW__CELERY__BROKER_URL",
+    "AIRFLOW__CELERY__RESULT_BACKEND",
+    "AIRFLOW__CELERY__FLOWER_BASIC_AUTH",
+    "AIRFLOW_CONFIG",
+    "_PIP_ADDITIONAL_REQUIREMENTS",
+}
+# Where the containers write in the checkout (writable bind mounts; make env creates these folders).
+PROJECT = f"{IMAGE_PROJECT_ROOT}/"
 SECRET_NAME = re.compile(r"PASSWORD|SECRET|FERNET|TOKEN|PRIVATE_KEY")
 REQUIRED_VARIABLE = re.compile(r"^\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*):\?[^}]*\}$")
 
@@ -130,15 +152,21 @@ def test_every_official_service_keeps_its_command_healthcheck_and_dependencies(n
     healthcheck = dict(official.get("healthcheck") or {})
     if name in SLOW_HEALTHCHECKS:
         healthcheck["timeout"] = SLOW_HEALTHCHECKS[name]
+    if name in CHANGED_HEALTHCHECK_TESTS:
+        healthcheck["test"] = ours["healthcheck"]["test"]  # checked by its own test
     assert ours.get("healthcheck", {}) == healthcheck, f"{name}: healthcheck differs from the official file"
-    # The same ports, published on PUBLISH_ADDRESS only.
-    assert ours.get("ports", []) == [PUBLISH_PREFIX + port for port in official.get("ports", [])]
+    # The same ports, published on PUBLISH_ADDRESS only (Flower's on its own, test_flower_...).
+    prefix = FLOWER_PUBLISH_PREFIX if name == "flower" else PUBLISH_PREFIX
+    assert ours.get("ports", []) == [prefix + port for port in official.get("ports", [])]
     ours_dependencies = dependencies(ours)
     for dependency, condition in dependencies(official).items():
         assert ours_dependencies.get(dependency) == condition, f"{name} -> {dependency}"
     if name not in airflow_services(OFFICIAL):
         assert ours["image"] == official["image"]
+    if name == "flower":
+        return  # Celery's monitor mounts config/ alone: test_flower_gets_only_what_it_uses
     for volume in official.get("volumes", []):
+        volume = READ_ONLY.get(volume, volume)
         assert volume in ours.get("volumes", []), f"{name}: volume {volume} is missing"
 
 
@@ -244,8 +272,102 @@ def test_every_airflow_service_uses_the_project_image_and_the_common_settings(na
     for key, value in common["environment"].items():
         if name == "airflow-init" and key == "_PIP_ADDITIONAL_REQUIREMENTS":
             continue  # the official init clears it
+        if name == "flower" and key not in FLOWER_ENVIRONMENT:
+            continue  # test_flower_gets_only_what_it_uses
         assert service["environment"].get(key) == value, f"{name}: {key}"
-    assert service["volumes"] == common["volumes"]
+    if name not in ("airflow-init", "flower"):  # each has its own test
+        assert service["volumes"] == common["volumes"]
+
+
+def _mounts(service: dict) -> dict[str, dict]:
+    """A rendered service's mounts by their target inside the container."""
+    return {mount["target"]: mount for mount in service.get("volumes", [])}
+
+
+def test_airflow_reads_the_project_read_only_and_writes_only_where_it_must(rendered):
+    """dags/, include/ and dbt_project/ are read-only in every Airflow container; dbt's target/ and
+    dbt_packages/ are writable on top; airflow-init alone may write dbt_project/ (package-lock.yml)."""
+    read_only = {f"{PROJECT}{folder}" for folder in ("dags", "include", "dbt_project")}
+    writable_in_checkout = {f"{PROJECT}{folder}" for folder in make_env.WRITABLE_FOLDERS}
+    for name in airflow_services(rendered):
+        if name == "flower":
+            continue  # no project folder at all: test_flower_gets_only_what_it_uses
+        mounts = _mounts(rendered["services"][name])
+        expected_read_only = read_only - {f"{PROJECT}dbt_project"} if name == "airflow-init" else read_only
+        assert {t for t, m in mounts.items() if m.get("read_only")} == expected_read_only, name
+        binds = {t: m for t, m in mounts.items() if m["type"] == "bind"}
+        writable = {t for t, m in binds.items() if not m.get("read_only")}
+        if name == "airflow-init":
+            # Its dbt_project/ holds target/ and dbt_packages/ already.
+            assert writable == writable_in_checkout - {
+                f"{PROJECT}dbt_project/target",
+                f"{PROJECT}dbt_project/dbt_packages",
+            } | {f"{PROJECT}dbt_project"}, name
+        else:
+            assert writable == writable_in_checkout, name
+        for target, mount in binds.items():  # each folder is the checkout's folder of the same name
+            assert mount["source"] == f"{REPO_ROOT}/{target.removeprefix(PROJECT)}", (name, target)
+        assert mounts[f"{PROJECT}run-folders"]["type"] == "volume"
+
+
+def _seconds(duration: str) -> float:
+    """A duration as docker compose config renders it (e.g. 3m0s, 1m30s, 10s) in seconds."""
+    parts = re.findall(r"(\d+(?:\.\d+)?)(h|m|s)", duration)
+    assert "".join(f"{number}{unit}" for number, unit in parts) == duration, duration
+    return sum(float(number) * {"h": 3600, "m": 60, "s": 1}[unit] for number, unit in parts)
+
+
+# extract_user of 1M users, the longest task of the largest run measured (docs/scaling.md), in seconds.
+LONGEST_MEASURED_TASK = 93
+
+
+def test_a_stop_lets_the_workers_running_tasks_finish(rendered):
+    worker = rendered["services"]["airflow-worker"]
+    # Celery's warm shutdown: SIGTERM reaches the worker process alone (dumb-init, no new session),
+    # which then takes no new task and waits for the running ones.
+    assert worker["environment"]["DUMB_INIT_SETSID"] == "0"
+    assert worker.get("stop_signal", "SIGTERM") == "SIGTERM"
+    # Docker waits this long before it kills the worker: the longest task measured, with half as much
+    # again to spare at least (3 minutes: about twice).
+    assert _seconds(worker["stop_grace_period"]) >= 1.5 * LONGEST_MEASURED_TASK
+    assert "stop_grace_period: 3m" in COMPOSE_FILE.read_text()
+    # No other service runs a task.
+    assert [n for n, s in rendered["services"].items() if "stop_grace_period" in s] == ["airflow-worker"]
+
+
+def test_airflow_init_keeps_dbt_project_writable_and_every_other_mount_of_the_others():
+    common = OURS["x-airflow-common"]["volumes"]
+    dbt_project = "${AIRFLOW_PROJ_DIR:-.}/dbt_project:/opt/airflow/dbt_project"
+    nested = [
+        v
+        for v in common
+        if v.split(":")[-2 if v.endswith(":ro") else -1].startswith("/opt/airflow/dbt_project/")
+    ]
+    expected = [dbt_project if v == f"{dbt_project}:ro" else v for v in common if v not in nested]
+    assert OURS["services"]["airflow-init"]["volumes"] == expected
+
+
+def test_flower_gets_only_what_it_uses(rendered, generated_env):
+    """The broker, the result backend and its own login; its UI asks for that login."""
+    flower = rendered["services"]["flower"]
+    assert set(flower["environment"]) == FLOWER_ENVIRONMENT
+    env, common = flower["environment"], rendered["services"]["airflow-scheduler"]["environment"]
+    for key in FLOWER_ENVIRONMENT - {"AIRFLOW__CELERY__FLOWER_BASIC_AUTH"}:
+        assert env[key] == common[key], key
+    assert env["AIRFLOW__CELERY__FLOWER_BASIC_AUTH"] == (
+        f"{generated_env['FLOWER_USERNAME']}:{generated_env['FLOWER_PASSWORD']}"
+    )
+    raw = OURS["services"]["flower"]["environment"]["AIRFLOW__CELERY__FLOWER_BASIC_AUTH"]
+    assert re.fullmatch(r"\$\{FLOWER_USERNAME:-flower\}:\$\{FLOWER_PASSWORD:\?[^}]*run make env\}", raw)
+    assert flower.get("env_file") in (None, [])
+    assert [(m["source"], m["target"], m.get("read_only")) for m in flower["volumes"]] == [
+        (f"{REPO_ROOT}/config", f"{PROJECT}config", True)
+    ]
+    check = flower["healthcheck"]["test"]
+    assert check[0] == "CMD-SHELL"
+    for part in ('--user "$${AIRFLOW__CELERY__FLOWER_BASIC_AUTH}"', "--fail", "http://localhost:5555/"):
+        assert part in check[1], check
+    assert flower["profiles"] == ["flower"]  # off unless asked for
 
 
 def test_the_stand_in_api_runs_from_the_project_image_only_in_its_profile():
@@ -271,6 +393,8 @@ def test_the_execution_api_url_and_the_jwt_secret_are_shared_by_every_airflow_se
     assert apiserver["command"] == ["api-server"]
     container_port = apiserver["ports"][0]["target"]
     for name in airflow_services(rendered):
+        if name == "flower":
+            continue  # Celery's monitor talks to neither: test_flower_gets_only_what_it_uses
         env = rendered["services"][name]["environment"]
         assert env["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"] == (
             f"http://airflow-apiserver:{container_port}/execution/"
@@ -314,7 +438,9 @@ def test_the_warehouse_is_its_own_database_published_on_localhost_only(rendered,
     ]
     assert warehouse["healthcheck"]["test"][:2] == ["CMD", "pg_isready"]
     assert "ports" not in rendered["services"]["postgres"]  # Airflow's own database stays private
-    assert dependencies(rendered["services"]["airflow-worker"])["warehouse"] == "service_healthy"
+    # What runs task code waits for it: the workers' tasks and the triggerer's triggers.
+    for name in ("airflow-worker", "airflow-triggerer"):
+        assert dependencies(rendered["services"][name])["warehouse"] == "service_healthy", name
 
 
 # --- Secrets --------------------------------------------------------------------------------------
@@ -348,6 +474,7 @@ def test_every_secret_variable_is_required_and_has_no_default():
         "AIRFLOW_DB_PASSWORD",
         "WAREHOUSE_PASSWORD",
         "_AIRFLOW_WWW_USER_PASSWORD",
+        "FLOWER_PASSWORD",
     }
     for name in secrets_read:
         for use in re.findall(rf"\$\{{{name}([^}}]*)\}}", text):
@@ -382,8 +509,15 @@ def test_every_published_port_binds_localhost_unless_publish_address_opens_it(
     opened.write_text(
         generated_env_file.read_text().replace("PUBLISH_ADDRESS=127.0.0.1", "PUBLISH_ADDRESS=0.0.0.0")
     )
-    ports = render(opened)["services"]["airflow-apiserver"]["ports"]
-    assert [p["host_ip"] for p in ports] == ["0.0.0.0"]  # noqa: S104 - what the option is for
+    services = render(opened)["services"]
+    addresses = {name: [p["host_ip"] for p in s.get("ports", [])] for name, s in services.items()}
+    assert {name: hosts for name, hosts in addresses.items() if hosts} == {
+        "airflow-apiserver": ["0.0.0.0"],  # noqa: S104 - what the option is for
+        "warehouse": ["0.0.0.0"],  # noqa: S104 - as above
+        "flower": ["127.0.0.1"],  # its /metrics and /healthcheck answer without a login
+    }
+    opened.write_text(opened.read_text() + "FLOWER_PUBLISH_ADDRESS=0.0.0.0\n")
+    assert [p["host_ip"] for p in render(opened)["services"]["flower"]["ports"]] == ["0.0.0.0"]  # noqa: S104
 
 
 def test_your_own_settings_reach_every_airflow_component_and_nothing_else(tmp_path, generated_env_file):
@@ -458,11 +592,10 @@ def test_make_env_generates_every_secret_and_never_overwrites(tmp_path):
     env = read_env_file(env_file)
     Fernet(env["FERNET_KEY"].encode())  # a valid key, or this raises
     assert len(env["AIRFLOW__API_AUTH__JWT_SECRET"].encode()) >= 32
-    passwords = [
-        env[name] for name in ("AIRFLOW_DB_PASSWORD", "WAREHOUSE_PASSWORD", "_AIRFLOW_WWW_USER_PASSWORD")
-    ]
+    names = ("AIRFLOW_DB_PASSWORD", "WAREHOUSE_PASSWORD", "_AIRFLOW_WWW_USER_PASSWORD", "FLOWER_PASSWORD")
+    passwords = [env[name] for name in names]
     assert all(len(p) >= 16 for p in passwords)
-    assert len(set(passwords)) == 3
+    assert len(set(passwords)) == len(names)
     # Letters and digits only: a leading "-" once made `airflow users create --password` create no admin.
     assert all(p.isascii() and p.isalnum() for p in passwords), passwords
     assert all(make_env.password().isalnum() for _ in range(500))
