@@ -24,6 +24,7 @@ import io
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, BinaryIO
 
+import psycopg
 from psycopg import errors, sql
 
 from include.common.project import USERS_TABLE
@@ -34,7 +35,6 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from contextlib import AbstractContextManager
 
-    import psycopg
     from airflow.sdk import ObjectStoragePath
 
 COPY_CHUNK_BYTES = 1 << 20
@@ -112,7 +112,17 @@ def store_users_csv(conn: psycopg.Connection, csv_file: BinaryIO, table: str = U
         raise
     except (errors.DataError, errors.IntegrityError) as error:  # names the CSV line and column
         raise LoadError(f"{error.diag.message_primary} ({error.diag.context})") from error
+    except psycopg.OperationalError as error:
+        if not conn.broken:  # a timeout or a lock: PostgreSQL's own message says which
+            raise
+        raise WarehouseUnavailable(
+            f"the warehouse went away during the load, which rolled back: {error}"
+        ) from error
     return LoadResult(rows=rows, inserted=inserted, updated=updated)
+
+
+class WarehouseUnavailable(Exception):
+    """The connection broke during a load (a restart, a network cut); nothing was loaded: retried."""
 
 
 def _check_header(csv_file: BinaryIO) -> None:

@@ -86,8 +86,10 @@ def test_a_load_cut_off_mid_way_leaves_users_unchanged_and_a_rerun_completes(
         loader.kill()
     else:
         warehouse.execute("SELECT pg_terminate_backend(%s)", (backend,))
-    loader.wait(timeout=60)
+    _, stderr = loader.communicate(timeout=60)
     assert loader.returncode != 0
+    if how == "connection dropped":
+        assert "WarehouseUnavailable: the warehouse went away during the load, which rolled back" in stderr
     time.sleep(0.5)  # the server notices the dead client and rolls back
     unchanged()
 

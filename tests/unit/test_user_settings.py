@@ -9,6 +9,8 @@ import pytest
 from scripts.local_env import airflow_env
 
 SHELL = {"PATH": "/usr/bin", "HOME": "/home/me"}
+WAREHOUSE_URI = "postgresql://warehouse:pw@127.0.0.1:5/warehouse"  # pragma: allowlist secret
+CRM_URI = "postgresql://me:pw@crm:5432/crm"  # pragma: allowlist secret
 
 
 def settings(tmp_path: Path, user_file: str | None, **shell: str):
@@ -18,8 +20,8 @@ def settings(tmp_path: Path, user_file: str | None, **shell: str):
         path.write_text(user_file)
     return airflow_env(
         tmp_path / "home",
-        "postgresql://airflow:pw@127.0.0.1:5/airflow",
-        "postgresql://warehouse:pw@127.0.0.1:5/warehouse",
+        "postgresql://airflow:pw@127.0.0.1:5/airflow",  # pragma: allowlist secret
+        WAREHOUSE_URI,
         "http://127.0.0.1:6",
         user_settings=path,
         shell={**SHELL, **shell},
@@ -29,17 +31,17 @@ def settings(tmp_path: Path, user_file: str | None, **shell: str):
 def test_the_template_defaults_point_at_the_throwaway_services(tmp_path):
     env = settings(tmp_path, None).env
     assert env["AIRFLOW_CONN_USER_API"] == "http://127.0.0.1:6"
-    assert env["AIRFLOW_CONN_POSTGRES"] == "postgresql://warehouse:pw@127.0.0.1:5/warehouse"
+    assert env["AIRFLOW_CONN_POSTGRES"] == WAREHOUSE_URI
     assert env["AIRFLOW_HOME"] == str(tmp_path / "home")
 
 
 def test_airflow_env_adds_connections_variables_and_options(tmp_path):
     local = settings(
         tmp_path,
-        "# mine\nAIRFLOW_CONN_CRM=postgresql://me:pw@crm:5432/crm\nexport AIRFLOW_VAR_GREETING='hi there'\n"
+        f"# mine\nAIRFLOW_CONN_CRM={CRM_URI}\nexport AIRFLOW_VAR_GREETING='hi there'\n"
         "AIRFLOW__USER_PROCESSING__SENSOR_TIMEOUT=900  # seconds\n",
     )
-    assert local.env["AIRFLOW_CONN_CRM"] == "postgresql://me:pw@crm:5432/crm"
+    assert local.env["AIRFLOW_CONN_CRM"] == CRM_URI
     assert local.env["AIRFLOW_VAR_GREETING"] == "hi there"
     assert local.env["AIRFLOW__USER_PROCESSING__SENSOR_TIMEOUT"] == "900"
     assert local.from_user_settings == [
