@@ -113,12 +113,17 @@ def store_users_csv(conn: psycopg.Connection, csv_file: BinaryIO, table: str = U
     except (errors.DataError, errors.IntegrityError) as error:  # names the CSV line and column
         raise LoadError(f"{error.diag.message_primary} ({error.diag.context})") from error
     except psycopg.OperationalError as error:
-        if not conn.broken:  # a timeout or a lock: PostgreSQL's own message says which
-            raise
+        if not (conn.broken or isinstance(error, SERVER_SHUTDOWN)):
+            raise  # a timeout or a lock: PostgreSQL's own message says which
         raise WarehouseUnavailable(
             f"the warehouse went away during the load, which rolled back: {error}"
         ) from error
     return LoadResult(rows=rows, inserted=inserted, updated=updated)
+
+
+# The server ends the session as it stops (`docker compose stop`, a restart): the client may hear it
+# before its socket closes, so the connection is not `broken` yet.
+SERVER_SHUTDOWN = (errors.AdminShutdown, errors.CrashShutdown, errors.CannotConnectNow)
 
 
 class WarehouseUnavailable(Exception):

@@ -26,6 +26,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from include.common.project import DBT_SCHEMA
 from include.user_processing.extract import seed_for
 from include.user_processing.settings import DEFAULT_USERS_PER_RUN
 from include.user_processing.user_api import page_sizes
@@ -264,13 +265,14 @@ def test_a_worker_killed_mid_load_and_mid_dbt_loses_and_duplicates_nothing(
     start the container again), so each killed worker is started again as an operator would."""
     run_id = api.trigger(DAG_ID, KILL_DATE, {"users": USERS})
     wait_for_task(api, run_id, "create_table", {"success"})
-    with UsersLock(stack):  # store_user blocks in its transaction, after its COPY
-        blocked = wait_for_blocked_load(stack, api, run_id)
-        store = kill_worker_running(stack, api, run_id, "store_user")
-    say(f"docker kill: store_user was running (try {store['try_number']}), its load {blocked}")
-    stack.compose("start", "airflow-worker", timeout=300)
-    dbt = wait_for_task(api, run_id, DBT_GROUP, {"running"})
-    dbt = kill_worker_running(stack, api, run_id, dbt["task_id"])
+    with dbt_lock(stack):  # taken first: the dbt task must not finish before it is killed
+        with users_lock(stack):  # store_user blocks in its transaction, after its COPY
+            blocked = wait_for_blocked_load(stack, api, run_id)
+            store = kill_worker_running(stack, api, run_id, "store_user")
+        say(f"docker kill: store_user was running (try {store['try_number']}), its load {blocked}")
+        stack.compose("start", "airflow-worker", timeout=300)
+        dbt = wait_for_blocked_dbt(stack, api, run_id)
+        dbt = kill_worker_running(stack, api, run_id, dbt["task_id"])
     say(f"docker kill: {dbt['task_id']} was running (try {dbt['try_number']})")
     stack.compose("start", "airflow-worker", timeout=300)
     assert_run_succeeds(stack, api, run_id)
@@ -289,38 +291,40 @@ def test_a_graceful_worker_restart_lets_the_running_task_finish_and_a_killed_sch
     scheduler while a dbt task runs: the restarted scheduler carries the run on to success."""
     run_id = api.trigger(DAG_ID, GRACE_DATE, {"users": USERS})
     wait_for_task(api, run_id, "create_table", {"success"})
-    with UsersLock(stack):
-        blocked = wait_for_blocked_load(stack, api, run_id)
+    with dbt_lock(stack):  # taken first: the dbt task stays running until the scheduler is back
+        with users_lock(stack):
+            blocked = wait_for_blocked_load(stack, api, run_id)
+            store = task_instance(api, run_id, "store_user")
+            busy = worker_container(stack, store["hostname"])
+            since = _engine_time(stack)
+            restart = stack.popen_compose("restart", "airflow-worker")
+            wait_for_log(stack, busy, "Warm shutdown", since)
+            store = assert_running(api, run_id, "store_user")
+            say(
+                "docker compose restart airflow-worker: SIGTERM while store_user ran (try 1),"
+                f" its load {blocked}"
+            )
+            # The load stays blocked well past Docker's default stop timeout: the worker must wait.
+            deadline = time.monotonic() + DOCKER_STOP_TIMEOUT + 5
+            while time.monotonic() < deadline:
+                assert _running(stack, busy), "the worker was stopped before its task finished"
+                assert_running(api, run_id, "store_user")
+                time.sleep(1)
+        _, errors = restart.communicate(timeout=300)
+        assert restart.returncode == 0, errors
         store = task_instance(api, run_id, "store_user")
-        busy = worker_container(stack, store["hostname"])
-        since = _engine_time(stack)
-        restart = stack.popen_compose("restart", "airflow-worker")
-        wait_for_log(stack, busy, "Warm shutdown", since)
-        store = assert_running(api, run_id, "store_user")
-        say(
-            f"docker compose restart airflow-worker: SIGTERM while store_user ran (try 1), its load {blocked}"
-        )
-        # The load stays blocked well past Docker's default stop timeout: the worker must wait for it.
-        deadline = time.monotonic() + DOCKER_STOP_TIMEOUT + 5
-        while time.monotonic() < deadline:
-            assert _running(stack, busy), "the worker was stopped before its task finished"
-            assert_running(api, run_id, "store_user")
-            time.sleep(1)
-    _, errors = restart.communicate(timeout=300)
-    assert restart.returncode == 0, errors
-    store = task_instance(api, run_id, "store_user")
-    assert (store["state"], store["try_number"]) == ("success", 1), store
-    wait_until_consuming(stack, set(workers(stack)))
+        assert (store["state"], store["try_number"]) == ("success", 1), store
+        wait_until_consuming(stack, set(workers(stack)))
 
-    # The scheduler crashes: every process of its container SIGKILLed from inside (as the OOM killer
-    # would), so its container exits on its own and `restart: always` brings it back.
-    dbt = wait_for_task(api, run_id, DBT_GROUP, {"running"})
-    scheduler = service_containers(stack, "airflow-scheduler")[0]
-    restarts = _restart_count(stack, scheduler)
-    dbt = assert_running(api, run_id, dbt["task_id"])
-    stack.compose("exec", "-T", "airflow-scheduler", "bash", "-c", "kill -KILL -1", check=False)
-    say(f"airflow-scheduler SIGKILLed: {dbt['task_id']} was running (try {dbt['try_number']})")
-    wait_for_restart(stack, scheduler, restarts)
+        # The scheduler crashes: every process of its container SIGKILLed from inside (as the OOM
+        # killer would), so its container exits on its own and `restart: always` brings it back.
+        dbt = wait_for_blocked_dbt(stack, api, run_id)
+        scheduler = service_containers(stack, "airflow-scheduler")[0]
+        restarts = _restart_count(stack, scheduler)
+        stack.compose("exec", "-T", "airflow-scheduler", "bash", "-c", "kill -KILL -1", check=False)
+        say(f"airflow-scheduler SIGKILLed: {dbt['task_id']} was running (try {dbt['try_number']})")
+        wait_for_restart(stack, scheduler, restarts)
+        assert_running(api, run_id, dbt["task_id"])
     assert_run_succeeds(stack, api, run_id)
     assert_warehouse_holds_exactly_the_served_users(stack, api)
 
@@ -331,7 +335,7 @@ def test_the_warehouse_stopped_mid_load_leaves_its_rows_and_the_retry_loads_ever
     before = warehouse_checksum(stack)
     run_id = api.trigger(DAG_ID, WAREHOUSE_DATE, {"users": USERS})
     wait_for_task(api, run_id, "create_table", {"success"})
-    lock = UsersLock(stack).__enter__()
+    lock = users_lock(stack).__enter__()
     try:
         blocked = wait_for_blocked_load(stack, api, run_id)
         store = assert_running(api, run_id, "store_user")
@@ -345,6 +349,7 @@ def test_the_warehouse_stopped_mid_load_leaves_its_rows_and_the_retry_loads_ever
     assert failed["state"] == "up_for_retry", f"store_user ran out of retries: {failed}"
     errors = {attempt: attempt_error(stack, run_id, "store_user", attempt) for attempt in (1, 2)}
     say(f"store_user's errors: try 1: {errors[1]!r}; try 2: {errors[2]!r}")
+    assert errors[1].startswith("WarehouseUnavailable: the warehouse went away"), errors
     assert "warehouse" in errors[2], errors
     started = time.monotonic()
     stack.compose("start", "warehouse", timeout=120)
@@ -728,22 +733,23 @@ def assert_running(api: AirflowApi, run_id: str, task_id: str) -> dict:
     return ti
 
 
-class UsersLock:
-    """A psql session in the warehouse container that holds a SHARE lock on `users` until it ends.
+class WarehouseLock:
+    """A psql session in the warehouse container that holds locks until it ends, to keep a task
+    running, blocked at a known point, for as long as a fault test needs."""
 
-    Readers (dbt) pass; a load waits at its first write: store_user's transaction has taken the load's
-    advisory lock and copied the whole CSV into its temporary table, and waits at the UPDATE of `users`.
-    That keeps the task running, mid-load, for as long as a fault test needs.
-    """
+    APPLICATION = "fault-test-lock"
 
-    def __init__(self, stack: ComposeProject) -> None:
+    def __init__(self, stack: ComposeProject, lock: str) -> None:
         self.stack = stack
+        self.lock = lock
         self.session: subprocess.Popen | None = None
 
-    def __enter__(self) -> UsersLock:
+    def __enter__(self) -> WarehouseLock:
         self.session = self.stack.popen_compose(
             "exec",
             "-T",
+            "-e",
+            f"PGAPPNAME={self.APPLICATION}",
             "warehouse",
             "psql",
             "-U",
@@ -753,18 +759,24 @@ class UsersLock:
             "--quiet",
             stdin=subprocess.PIPE,
         )
-        self.session.stdin.write("BEGIN;\nLOCK TABLE users IN SHARE MODE;\n")
+        self.session.stdin.write(f"BEGIN;\n{self.lock}\n")
         self.session.stdin.flush()
-        held = (
-            "SELECT count(*) FROM pg_locks JOIN pg_class ON pg_class.oid = pg_locks.relation"
-            " WHERE relname = 'users' AND mode = 'ShareLock' AND granted"
-        )
         deadline = time.monotonic() + 60
-        while warehouse(self.stack, held) != [("1",)]:
+        while not self.held():
             assert self.session.poll() is None, f"psql ended: {self.session.stderr.read()}"
-            assert time.monotonic() < deadline, "the lock on users was not granted"
+            assert time.monotonic() < deadline, f"not granted: {self.lock}"
             time.sleep(0.2)
         return self
+
+    def held(self) -> list[tuple[str, ...]]:
+        """The relations this session holds a lock on (empty until the lock statement ran)."""
+        return warehouse(
+            self.stack,
+            "SELECT pg_locks.relation::regclass, pg_locks.mode FROM pg_locks"  # noqa: S608 (constants)
+            " JOIN pg_stat_activity USING (pid) JOIN pg_class ON pg_class.oid = pg_locks.relation"
+            f" WHERE application_name = '{self.APPLICATION}' AND pg_locks.granted"
+            " AND pg_class.relnamespace <> 'pg_catalog'::regnamespace",
+        )
 
     def __exit__(self, *exc_info) -> None:
         if self.session is None:
@@ -780,6 +792,42 @@ class UsersLock:
             self.session.kill()
             self.session.wait()
         self.session = None
+
+
+def users_lock(stack: ComposeProject) -> WarehouseLock:
+    """A SHARE lock on `users`. Readers (dbt) pass; a load waits at its first write: store_user's
+    transaction has taken the load's advisory lock and copied the whole CSV into its temporary table,
+    and waits at the UPDATE of `users`."""
+    return WarehouseLock(stack, "LOCK TABLE users IN SHARE MODE;")
+
+
+def dbt_lock(stack: ComposeProject) -> WarehouseLock:
+    """An ACCESS SHARE lock on every relation of the dbt schema (a reader's lock): dbt builds each
+    model beside its relation, then waits to swap it in (the swap renames the old relation, which
+    needs the relation to itself). Earlier runs built them; at least one must exist."""
+    return WarehouseLock(
+        stack,
+        "DO $$ DECLARE relation regclass; BEGIN"  # noqa: S608 (constants)
+        " FOR relation IN SELECT oid FROM pg_class"
+        f" WHERE relnamespace = '{DBT_SCHEMA}'::regnamespace AND relkind IN ('r', 'v', 'm')"
+        " LOOP EXECUTE format('LOCK TABLE %s IN ACCESS SHARE MODE', relation); END LOOP; END $$;",
+    )
+
+
+def wait_for_blocked_dbt(stack: ComposeProject, api: AirflowApi, run_id: str) -> dict:
+    """Until a dbt task is running and its SQL waits for dbt_lock; the task instance, running."""
+    dbt = wait_for_task(api, run_id, DBT_GROUP, {"running"})
+    waiting = (
+        "SELECT left(regexp_replace(regexp_replace(query, '/\\*.*?\\*/', '', 'g'), '\\s+', ' ', 'g'), 60)"  # noqa: S608
+        " FROM pg_stat_activity"
+        f" WHERE wait_event_type = 'Lock' AND application_name <> '{WarehouseLock.APPLICATION}'"
+    )
+    deadline = time.monotonic() + TASK_TIMEOUT
+    while not (rows := warehouse(stack, waiting)):
+        assert time.monotonic() < deadline, f"{dbt['task_id']} never reached a dbt relation's swap"
+        time.sleep(0.3)
+    say(f"{dbt['task_id']} waits at: {rows[0][0].strip()} ...")
+    return assert_running(api, run_id, dbt["task_id"])
 
 
 def wait_for_blocked_load(stack: ComposeProject, api: AirflowApi, run_id: str) -> str:
@@ -881,8 +929,9 @@ def wait_for_warehouse(stack: ComposeProject, timeout: float = 120) -> None:
 def attempt_error(
     stack: ComposeProject, run_id: str, task_id: str, attempt: int, required: bool = True
 ) -> str:
-    """The exception a try of a task failed with, from its log (JSON lines): "Type: message" ("" when
-    none was logged and not required: a try killed with its worker logs none)."""
+    """The exception a try of a task failed with, from its log (JSON lines): "Type: message", then
+    "(from Type: message)" for each of its causes ("" when none was logged and not required: a try
+    killed with its worker logs none)."""
     folder = stack.folder / "logs" / f"dag_id={DAG_ID}" / f"run_id={run_id}" / f"task_id={task_id}"
     (log,) = folder.glob(f"**/attempt={attempt}.log")
     errors = []
@@ -891,8 +940,9 @@ def attempt_error(
             entry = json.loads(line)
         except ValueError:
             continue
-        for detail in entry.get("error_detail") or []:
-            errors.append(f"{detail.get('exc_type')}: {detail.get('exc_value')}")
+        if chain := entry.get("error_detail"):  # the exception raised, then its causes
+            raised, *causes = (f"{e.get('exc_type')}: {e.get('exc_value')}" for e in chain)
+            errors.append(raised + "".join(f" (from {cause})" for cause in causes))
     assert errors or not required, f"no error in {log}:\n{log.read_text(errors='replace')[-3000:]}"
     return " ".join(errors[-1].split()) if errors else ""
 
