@@ -62,7 +62,7 @@ screenshots: install ## the README's pictures -> docs/img/ (a real run, in Chrom
 
 # Not part of `make test`: minutes long, and its numbers are for reading, not asserting.
 .PHONY: bench
-bench: install ## the pipeline vs naive baselines, dbt's modes vs one dbt build -> docs/benchmarks*.* (~50 min)
+bench: install ## the pipeline vs naive baselines, dbt's modes vs one dbt build -> docs/benchmarks*.* (25-50 min)
 	$(BIN)/python -m bench.run
 
 test: lint ## lint + the whole suite but Docker: real PostgreSQL, Airflow, dbt and HTTP

@@ -8,7 +8,7 @@ airflow.env switches it). docs/dbt.md says what each costs, from 5 to 200 models
   updates; a failing test fails the task, naming it and its model, and dbt builds nothing
   downstream of it; a retry runs `dbt retry`, i.e. only what failed and what it held back.
 - "local": a Cosmos task per model, seed and snapshot, each running `dbt build` of that node with
-  its tests (TestBehavior.BUILD): every model alone in the grid, to retry or read, at about 4 s of
+  its tests (TestBehavior.BUILD): every model alone in the grid, to retry or read, at about 2 s of
   dbt start-up each. A test on several models gets a task after all of them; a source's tests run
   in the source's task.
 Cosmos' watcher mode (one `dbt build` watched by a sensor per model) was measured too, and is not
