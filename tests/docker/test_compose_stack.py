@@ -2,9 +2,9 @@
 
 The tests share one stack and run in order: what is there after `up`, the first run on one worker,
 then a second worker, then the faults (a worker killed, a graceful restart, the scheduler killed, the
-warehouse stopped), five runs at once, the README's own commands, the secret scan, the ports opened
-to the network; the last one takes the stack down. Each fault test says which task was running when
-the fault hit.
+warehouse stopped), five runs at once, a dbt model added to the running stack, the README's own
+commands, the secret scan, the ports opened to the network; the last one takes the stack down.
+Each fault test says which task was running when the fault hit.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import socket
 import subprocess
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from base64 import b64encode
 from collections import Counter
@@ -54,6 +55,7 @@ LOAD_RUN_FOLDER = "/opt/airflow/run-folders/user_processing/logical_date=2024020
 # run waits for the previous logical date's when runs may overlap).
 KILL_DATE, GRACE_DATE, WAREHOUSE_DATE = (f"2024-01-0{day}T00:00:00+00:00" for day in (3, 4, 5))
 LOAD_DATES = [f"2024-02-0{day}T00:00:00+00:00" for day in range(1, 6)]
+GROW_DATE = "2024-03-01T00:00:00+00:00"
 DBT_GROUP = "transform_users."  # every dbt task's id starts with it, whatever the dbt mode
 DOCKER_STOP_TIMEOUT = 10  # seconds Docker waits on a stop before it kills, unless stop_grace_period says
 AIRFLOW_SERVICES = (
@@ -454,6 +456,34 @@ def database_deadlocks(stack: ComposeProject) -> dict[str, str]:
     }
 
 
+# --- Growing the dbt project -------------------------------------------------------------------------
+
+
+def test_a_model_added_to_the_running_stack_is_built_by_its_next_run(stack: ComposeProject, api: AirflowApi):
+    """As the README's "Adding dbt models" says: a SQL file under dbt_project/models/, nothing
+    restarted. The dag-processor's next parse of the DAG rebuilds the manifest (dbt_project/ is
+    read-only in the containers, its target/ writable): the model becomes an Asset of dbt_build,
+    and the next run builds it and emits that Asset's event."""
+    name = "users_per_gender_added_later"
+    model = stack.folder / "dbt_project" / "models" / "marts" / f"{name}.sql"
+    model.write_text("select gender, count(*) as users from {{ ref('stg_users') }} group by gender\n")
+    try:
+        started = time.monotonic()
+        asset = wait_for_asset(api, f"{DBT_SCHEMA}.{name}", PARSE_TIMEOUT)
+        say(f"{name}: an Asset of dbt_build {time.monotonic() - started:.0f} s after the file was written")
+        run_id = api.trigger(DAG_ID, GROW_DATE, {"users": USERS})
+        assert_run_succeeds(stack, api, run_id)
+        events = api.request(
+            "GET", f"/api/v2/assets/events?asset_id={asset['id']}&source_run_id={urllib.parse.quote(run_id)}"
+        )["asset_events"]
+        assert len(events) == 1, events
+        built = sorted(warehouse(stack, f"SELECT gender, users FROM {DBT_SCHEMA}.{name}"))  # noqa: S608
+        assert built, f"{DBT_SCHEMA}.{name} is empty"
+        assert built == sorted(warehouse(stack, "SELECT gender, count(*) FROM users GROUP BY gender"))
+    finally:
+        model.unlink()
+
+
 # --- The README, secrets, exposure -------------------------------------------------------------------
 
 
@@ -696,6 +726,17 @@ def assert_run_succeeds(stack: ComposeProject, api: AirflowApi, run_id: str) -> 
 
 def _time(value: str) -> float:
     return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+
+
+def wait_for_asset(api: AirflowApi, name: str, timeout: float) -> dict:
+    """The Asset named `name`, once a DAG declares it (polled through the REST API)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        found = api.request("GET", f"/api/v2/assets?name_pattern={urllib.parse.quote(name)}")["assets"]
+        if matches := [asset for asset in found if asset["name"] == name]:
+            return matches[0]
+        assert time.monotonic() < deadline, f"no Asset {name} after {timeout:.0f} s"
+        time.sleep(2)
 
 
 def task_instance(api: AirflowApi, run_id: str, task_id: str) -> dict:
