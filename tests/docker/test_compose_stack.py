@@ -858,31 +858,36 @@ def dbt_lock(stack: ComposeProject) -> WarehouseLock:
 def wait_for_blocked_dbt(stack: ComposeProject, api: AirflowApi, run_id: str) -> dict:
     """Until a dbt task is running and its SQL waits for dbt_lock; the task instance, running."""
     dbt = wait_for_task(api, run_id, DBT_GROUP, {"running"})
-    waiting = (
-        "SELECT left(regexp_replace(regexp_replace(query, '/\\*.*?\\*/', '', 'g'), '\\s+', ' ', 'g'), 60)"  # noqa: S608
-        " FROM pg_stat_activity"
-        f" WHERE wait_event_type = 'Lock' AND application_name <> '{WarehouseLock.APPLICATION}'"
+    statement = wait_for_lock_wait(
+        stack,
+        f"application_name <> '{WarehouseLock.APPLICATION}'",
+        f"{dbt['task_id']} never reached a dbt relation's swap",
     )
-    deadline = time.monotonic() + TASK_TIMEOUT
-    while not (rows := warehouse(stack, waiting)):
-        assert time.monotonic() < deadline, f"{dbt['task_id']} never reached a dbt relation's swap"
-        time.sleep(0.3)
-    say(f"{dbt['task_id']} waits at: {rows[0][0].strip()} ...")
+    say(f"{dbt['task_id']} waits at: {statement} ...")
     return assert_running(api, run_id, dbt["task_id"])
 
 
 def wait_for_blocked_load(stack: ComposeProject, api: AirflowApi, run_id: str) -> str:
     """Until store_user is running and its load waits at the UPDATE of `users`; what it waits at."""
     wait_for_task(api, run_id, "store_user", {"running"})
+    statement = wait_for_lock_wait(
+        stack, "query ~* '^\\s*UPDATE \"users\"'", "store_user's load never reached its UPDATE"
+    )
+    return f"copied into its temporary table, waiting at: {statement} ..."
+
+
+def wait_for_lock_wait(stack: ComposeProject, condition: str, never: str) -> str:
+    """Until a warehouse session that meets `condition` (SQL on pg_stat_activity) waits for a lock;
+    the start of its statement, comments left out. Fails with `never` after TASK_TIMEOUT."""
     waiting = (
-        "SELECT left(regexp_replace(query, '\\s+', ' ', 'g'), 60) FROM pg_stat_activity"
-        " WHERE wait_event_type = 'Lock' AND query ~* '^\\s*UPDATE \"users\"'"
+        "SELECT left(regexp_replace(regexp_replace(query, '/\\*.*?\\*/', '', 'g'), '\\s+', ' ', 'g'), 60)"  # noqa: S608
+        f" FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND {condition}"
     )
     deadline = time.monotonic() + TASK_TIMEOUT
     while not (rows := warehouse(stack, waiting)):
-        assert time.monotonic() < deadline, "store_user's load never reached its UPDATE"
+        assert time.monotonic() < deadline, never
         time.sleep(0.3)
-    return f"copied into its temporary table, waiting at: {rows[0][0].strip()} ..."
+    return rows[0][0].strip()
 
 
 def workers(stack: ComposeProject) -> dict[str, str]:
