@@ -8,8 +8,8 @@ Each is built from the field table (fields.py), so a column added there is read 
   the same columns from plain dicts, and the tests check that both give the same CSV.
 - ``SeenUserIds``: the user ids already written, as 16-byte keys in a sorted numpy array: what a
   set of str does, in 16 MB instead of 115 MB at a million users.
-- ``is_valid_user``: a yes/no answer to validation.user_problem, for the users that have no problem
-  (nearly all): twice as fast as finding which field is wrong. extract_user calls it per user.
+
+The fast yes/no check of a user, validation.is_valid_user, is plain Python and lives with the checks.
 """
 
 from __future__ import annotations
@@ -24,7 +24,6 @@ import msgspec
 import numpy as np
 
 from include.user_processing.fields import FIELDS, Field
-from include.user_processing.validation import format_check
 
 
 def _required_object(path: str, fields: tuple[Field, ...]) -> bool:
@@ -195,27 +194,3 @@ def _uuid_keys(ids: list[str]) -> np.ndarray | None:
     if len(packed) != 16 * count:  # fromhex skips whitespace: then a UUID had fewer than 32 digits
         return None
     return np.frombuffer(packed, dtype="S16")
-
-
-def is_valid_user(user: Any) -> bool:
-    """True when validation.user_problem finds nothing wrong; the tests check the two agree."""
-    try:
-        for keys, required, json_types, form in _CHECKS:
-            value = user
-            for key in keys:
-                if value is None:  # an optional object the API left out
-                    break
-                value = value.get(key)
-            if value is None:
-                if required:
-                    return False
-            elif type(value) not in json_types or (form is not None and not form(value)):
-                return False
-    except AttributeError:  # something else where an object belongs (a str, a list)
-        return False
-    return True
-
-
-_CHECKS = tuple(
-    (tuple(field.path.split(".")), field.required, field.json_types, format_check(field)) for field in FIELDS
-)

@@ -5,8 +5,9 @@ field that is there must have one of its JSON types, a "uuid" must be a lower-ca
 "timestamptz" an ISO-8601 timestamp. Anything else in a user may change or vanish without harm.
 
 Plain Python, no Airflow: user_api.py applies it to every page it fetches, before anything is
-written; tests/unit/test_user_api.py covers every field. The fast yes/no check for the valid users
-is fast_paths.is_valid_user.
+written; tests/unit/test_user_api.py covers every field. `is_valid_user` is the fast yes/no check for
+the valid users (nearly all): twice as fast as finding which field is wrong, and `user_problem`
+decides only for the others.
 """
 
 from __future__ import annotations
@@ -27,8 +28,6 @@ OPTIONAL_FIELDS = tuple(field for field in FIELDS if not field.required)
 
 def validate_users(users: list[Any], *, page: int) -> None:
     """Raise InvalidUserPayload naming the first user, and its field, that the pipeline cannot use."""
-    from include.user_processing.fast_paths import is_valid_user  # numpy, msgspec: not at DAG parse
-
     for index, user in enumerate(users):
         if not is_valid_user(user):  # the shortcut for the valid users; user_problem decides
             validate_user(user, page=page, index=index)
@@ -92,3 +91,27 @@ FORMATS = {
     "uuid": ("a lower-case UUID", lambda value: UUID_PATTERN.fullmatch(value) is not None),
     "timestamptz": ("an ISO-8601 timestamp", is_iso_timestamp),
 }
+
+
+def is_valid_user(user: Any) -> bool:
+    """True when user_problem finds nothing wrong; the tests check the two agree."""
+    try:
+        for keys, required, json_types, form in _CHECKS:
+            value = user
+            for key in keys:
+                if value is None:  # an optional object the API left out
+                    break
+                value = value.get(key)
+            if value is None:
+                if required:
+                    return False
+            elif type(value) not in json_types or (form is not None and not form(value)):
+                return False
+    except AttributeError:  # something else where an object belongs (a str, a list)
+        return False
+    return True
+
+
+_CHECKS = tuple(
+    (tuple(field.path.split(".")), field.required, field.json_types, format_check(field)) for field in FIELDS
+)

@@ -76,3 +76,50 @@ def test_the_check_finds_a_stray_import(tmp_path):
         "include.user_processing.settings.DAG_ID",
     }
     assert package_of("include.user_processing.settings") == "user_processing"
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(REPO_ROOT).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def import_graph(root: Path) -> dict[str, set[str]]:
+    """Each include module -> the include modules it imports (at the top or inside functions)."""
+    files = {module_name(path): path for path in sorted(root.rglob("*.py"))}
+    return {
+        module: {name for name in include_imports(path) if name in files and name != module}
+        for module, path in files.items()
+    }
+
+
+def import_cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Every cycle of the graph, once each, starting at its smallest module."""
+    cycles = set()
+
+    def walk(path: list[str]) -> None:
+        for module in sorted(graph.get(path[-1], ())):
+            if module == path[0]:
+                cycles.add(tuple(path))
+            elif module not in path and module > path[0]:
+                walk([*path, module])
+
+    for start in sorted(graph):
+        walk([start])
+    return [list(cycle) for cycle in sorted(cycles)]
+
+
+def test_no_module_of_include_imports_itself_round_a_cycle():
+    cycles = import_cycles(import_graph(REPO_ROOT / "include"))
+    assert not cycles, "modules that import each other (move what both need into one of them):\n" + "\n".join(
+        " -> ".join([*cycle, cycle[0]]) for cycle in cycles
+    )
+
+
+def test_the_cycle_check_finds_a_cycle():
+    graph = {
+        "include.a": {"include.b"},
+        "include.b": {"include.c"},
+        "include.c": {"include.a"},
+        "include.d": set(),
+    }
+    assert import_cycles(graph) == [["include.a", "include.b", "include.c"]]

@@ -24,10 +24,10 @@ ADDED_FIELDS = """
 # Run inside the copy: every path of the pipeline reads the added columns, and agrees with the others.
 CHECK = """
 import json, io
-from include.user_processing.fast_paths import decode_users, is_valid_user
+from include.user_processing.fast_paths import decode_users
 from include.user_processing.fields import COLUMNS, users_table_sql
 from include.user_processing.process import users_to_frame, write_users_csv
-from include.user_processing.validation import user_problem
+from include.user_processing.validation import is_valid_user, user_problem
 from scripts.standin_user_api import generate_page
 
 users = generate_page("grown", 1, 200, edge_cases=True)["results"]

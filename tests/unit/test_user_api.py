@@ -10,7 +10,6 @@ import pytest
 import requests
 
 from include.user_processing.errors import InvalidUserPayload, UserApiRequestRejected
-from include.user_processing.fast_paths import is_valid_user
 from include.user_processing.user_api import (
     SECRET_LOGIN_FIELDS,
     RequestRetries,
@@ -20,7 +19,7 @@ from include.user_processing.user_api import (
     page_sizes,
     strip_secrets,
 )
-from include.user_processing.validation import user_problem, validate_user, validate_users
+from include.user_processing.validation import is_valid_user, user_problem, validate_user, validate_users
 from tests.conftest import FIXTURES
 
 SAMPLE = json.loads((FIXTURES / "randomuser" / "v1.4_single_BR_codeacademyuz.json").read_text())
