@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import atexit
+import functools
 import json
 import os
 import re
@@ -41,11 +42,17 @@ from scripts.local_env import (
 
 FIXTURES = Path(__file__).parent / "fixtures"
 AIRFLOW_BIN = str(Path(sys.executable).parent / "airflow")
-# The dbt project as dbt reads it (its manifest, rebuilt first if the project changed): what the tests
-# expect of the dbt part grows with the project. The shipped models are checked by name as well.
-DBT_MANIFEST = json.loads(ensure_manifest().read_text())
 SHIPPED_MODELS = ("stg_users", "dim_users", "users_by_country", "users_by_registration_year")
 DBT_BUILD_TASK = "transform_users.dbt_build"  # the default mode's one task
+
+
+@functools.cache
+def dbt_manifest() -> dict:
+    """The dbt project as dbt reads it (its manifest, rebuilt first if the project changed): what the
+    tests expect of the dbt part grows with the project. Built on first use, not when this file is
+    imported, so the tests that need no dbt (tests/unit) run without dbt's virtualenv."""
+    return json.loads(ensure_manifest().read_text())
+
 
 # Airflow reads its configuration on first import: give this process its own home, never ~/airflow.
 os.environ["AIRFLOW_HOME"] = tempfile.mkdtemp(prefix="airflow-pytest-")

@@ -19,7 +19,7 @@ from airflow.sdk import DAG
 from include.common.dbt_build import model_assets
 from include.user_processing import dbt_transforms
 from scripts.local_env import REPO_ROOT
-from tests.conftest import DBT_MANIFEST, SHIPPED_MODELS
+from tests.conftest import SHIPPED_MODELS, dbt_manifest
 
 GROUP = "transform_users"
 LIST_TASKS = """
@@ -29,7 +29,7 @@ bag = DagBag(dag_folder="dags/user_processing.py")
 assert not bag.import_errors, bag.import_errors
 print(json.dumps(sorted(bag.dags["user_processing"].task_ids)))
 """
-NODES = DBT_MANIFEST["nodes"]
+NODES = dbt_manifest()["nodes"]
 
 
 def group_tasks(mode: str) -> dict[str, object]:
@@ -52,7 +52,7 @@ def test_the_build_mode_is_one_task_updating_an_asset_per_model():
     tasks = group_tasks("build")
     assert list(tasks) == ["dbt_build"]
     uris = {asset.uri for asset in tasks["dbt_build"].outlets}
-    assert uris == {asset.uri for asset in model_assets(DBT_MANIFEST)}
+    assert uris == {asset.uri for asset in model_assets(dbt_manifest())}
     assert len(uris) == len(built_nodes())
     for model in SHIPPED_MODELS:
         assert f"postgres://warehouse:5432/warehouse/analytics/{model}" in uris
@@ -91,7 +91,7 @@ def test_the_local_mode_runs_a_sources_tests_in_its_task():
     tasks = group_tasks("local")
     tested = {
         f"source:{source['source_name']}.{source['name']}"
-        for source in DBT_MANIFEST["sources"].values()
+        for source in dbt_manifest()["sources"].values()
         if any(
             source["unique_id"] in parents(node) for node in NODES.values() if node["resource_type"] == "test"
         )

@@ -20,7 +20,7 @@ import pytest
 from include.common.dbt_build import model_assets
 from include.user_processing.fields import users_table_sql
 from scripts import dbt_coverage
-from tests.conftest import AIRFLOW_BIN, DAG_ID, DBT_BUILD_TASK, DBT_MANIFEST, SHIPPED_MODELS, relation_rows
+from tests.conftest import AIRFLOW_BIN, DAG_ID, DBT_BUILD_TASK, SHIPPED_MODELS, dbt_manifest, relation_rows
 from tests.integration.expected import api_users, assert_succeeded
 
 pytestmark = pytest.mark.e2e
@@ -76,9 +76,9 @@ def test_one_build_runs_every_model_and_test_updates_each_models_asset_and_rerun
     result = airflow.dags_test("2024-07-01")
     assert_succeeded(result)
     assert airflow.task_states("2024-07-01")[DBT_BUILD_TASK] == "success"
-    assert dbt_coverage.tests_not_run(result.stdout + result.stderr, DBT_MANIFEST) == set()
+    assert dbt_coverage.tests_not_run(result.stdout + result.stderr, dbt_manifest()) == set()
     assert asset_events(airflow.metadata_uri, "2024-07-01") >= {
-        asset.uri for asset in model_assets(DBT_MANIFEST)
+        asset.uri for asset in model_assets(dbt_manifest())
     }
 
     assert countries_in(warehouse) == expected_countries("2024-07-01")
@@ -184,7 +184,7 @@ def test_the_local_mode_runs_a_task_per_model_every_test_and_a_failing_test_stop
     }
     assert len(dbt_tasks) > len(SHIPPED_MODELS)
     assert set(dbt_tasks.values()) == {"success"}
-    assert dbt_coverage.tests_not_run(result.stdout + result.stderr, DBT_MANIFEST) == set()
+    assert dbt_coverage.tests_not_run(result.stdout + result.stderr, dbt_manifest()) == set()
 
     warehouse.execute(BAD_ROW, (BAD_USER_ID,))
     result = airflow.dags_test("2024-07-21", env=LOCAL)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import DAG_ID, DBT_BUILD_TASK, DBT_MANIFEST, users_in
+from tests.conftest import DAG_ID, DBT_BUILD_TASK, dbt_manifest, users_in
 from tests.integration.expected import ROW, assert_succeeded, user_rows
 
 pytestmark = pytest.mark.e2e
@@ -63,7 +63,7 @@ def test_tasks_test_runs_each_dbt_task_of_the_local_mode(airflow, warehouse):
 
 def local_tasks_upstream_first() -> list[str]:
     """The local mode's dbt tasks, from the manifest, each after the nodes it depends on."""
-    nodes = {**DBT_MANIFEST["nodes"], **DBT_MANIFEST["sources"]}
+    nodes = {**dbt_manifest()["nodes"], **dbt_manifest()["sources"]}
     order: list[str] = []
 
     def visit(unique_id: str) -> None:
