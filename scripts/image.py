@@ -210,12 +210,18 @@ def build(folder: Path, name: str) -> str:
         check=False,
     ).stdout.strip()
     size_text = f"{int(size) / 1e9:.2f} GB" if size.isdigit() else "size unknown"
-    registry = f"registry.example.com/your-team/{name.rsplit('/', 1)[-1]}"
     print(
         f"\nimage: {reference}\n"
         f"  {tag.why}, {size_text}\n"
         "  It holds dags/, include/ and dbt_project/ (dbt packages and manifest built): it runs with\n"
-        "  no mount of the project (docs/docker.md, 'The image you deploy').\n"
+        "  no mount of the project (docs/docker.md, 'The stack is for development, the image is what\n"
+        "  you deploy')."
+    )
+    if "/" in name:  # a registry's name already
+        print(f"  Push it where your hosts pull from: docker push {reference}")
+        return reference
+    registry = f"registry.example.com/your-team/{name}"
+    print(
         "  Push it where your hosts pull from:\n"
         f"    docker tag {reference} {registry}:{tag.tag}\n"
         f"    docker push {registry}:{tag.tag}\n"
