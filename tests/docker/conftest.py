@@ -23,6 +23,7 @@ from scripts.airflow_api import AirflowApi
 from tests.docker.engine import DockerEngine, EngineNotAvailable
 from tests.docker.images import BaseImage, StandInError, provide
 from tests.docker.project import ComposeError, ComposeProject, remove_leftovers
+from tests.docker.second_host import SecondHost, SecondHostNotAvailable
 from tests.stack.compose import ComposeNotInstalled, compose_command
 
 # What the test writes into the generated .env, as a user would: the stand-in API and its profile,
@@ -104,8 +105,26 @@ def engine() -> Iterator[DockerEngine]:
 
 
 @pytest.fixture(scope="session")
-def project(engine: DockerEngine) -> Iterator[ComposeProject]:
-    """The scratch checkout after `make env` and the SETTINGS edits; taken down and removed at the end."""
+def second_host(engine: DockerEngine) -> Iterator[SecondHost]:
+    """A second machine beside this one (second_host.py): a network namespace with a Docker engine in
+    it, reaching this host only at `first_address`. Stopped at the end, pass or fail."""
+    started = time.monotonic()
+    try:
+        host = SecondHost.start(say)
+    except SecondHostNotAvailable as missing:
+        pytest.fail(str(missing), pytrace=False)
+    try:
+        say(f"second host: {host.engine.description}; started in {time.monotonic() - started:.1f} s")
+        yield host
+    finally:
+        host.stop()
+
+
+@pytest.fixture(scope="session")
+def project(engine: DockerEngine, second_host: SecondHost) -> Iterator[ComposeProject]:
+    """The scratch checkout after `make env` and the SETTINGS edits; taken down and removed at the end.
+    The second host is started before it and stopped after it: while the second host is there, what
+    the stack sends toward it goes nowhere else (second_host.py)."""
     # First: a run killed before its teardown leaves containers that the engine restarts
     # (`restart: always`), holding the very ports this run publishes.
     remove_leftovers(engine, say)
