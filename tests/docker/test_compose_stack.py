@@ -170,6 +170,30 @@ def test_each_service_gets_only_the_secrets_it_needs(stack: ComposeProject):
     assert seen == expected
 
 
+def test_redis_asks_for_its_password_and_neither_docker_inspect_nor_ps_shows_it(stack: ComposeProject):
+    password = stack.dotenv()["REDIS_PASSWORD"]
+    # In its container, as the healthcheck asks: without the password, and with it (read from its file).
+    ping = stack.compose("exec", "-T", "redis", "redis-cli", "ping").stdout.strip()
+    assert ping == "NOAUTH Authentication required.", ping
+    logged_in = 'REDISCLI_AUTH="$(cat /run/secrets/redis-password)" redis-cli ping'
+    assert stack.compose("exec", "-T", "redis", "sh", "-c", logged_in).stdout.strip() == "PONG"
+    # Not in what docker inspect shows of its container (environment, command, healthcheck, mounts) ...
+    (redis_container,) = service_containers(stack, "redis")
+    assert password not in stack.engine.docker("inspect", redis_container).stdout
+    # ... nor on the command line of any process of this machine (every container's included).
+    command_lines = [path.read_bytes() for path in Path("/proc").glob("[0-9]*/cmdline") if _readable(path)]
+    assert command_lines
+    assert not [line for line in command_lines if password.encode() in line]
+
+
+def _readable(path: Path) -> bool:
+    try:
+        path.read_bytes()
+    except OSError:  # the process ended meanwhile
+        return False
+    return True
+
+
 def test_your_own_settings_reach_every_airflow_component_and_nothing_else(stack: ComposeProject):
     components = {*AIRFLOW_SERVICES, "airflow-init"}
     seen = {}
