@@ -54,7 +54,6 @@ USER_SETTINGS = {
 PLANTED_LINK = "logs/planted-link"
 OUTSIDE_FILE = "outside-the-checkout.txt"  # beside the scratch checkout, not in it
 UP_TIMEOUT = 600  # seconds for `up --wait`: first start, migrations, every healthcheck
-PUBLISHED_PORTS = (8080, 5555, 5433)  # api-server, flower, warehouse: the defaults of .env.example
 
 STARTED = time.monotonic()
 REPORT: list[str] = []  # printed at the end of the session: images, versions, timings
@@ -128,13 +127,6 @@ def project(engine: DockerEngine, second_host: SecondHost) -> Iterator[ComposePr
     # First: a run killed before its teardown leaves containers that the engine restarts
     # (`restart: always`), holding the very ports this run publishes.
     remove_leftovers(engine, say)
-    busy = [port for port in PUBLISHED_PORTS if _in_use(port)]
-    if busy:
-        pytest.fail(
-            f"ports {busy} on 127.0.0.1 are in use (another stack?): the run publishes the stack's "
-            "default ports. Stop what holds them, e.g. `docker compose down`, and run it again.",
-            pytrace=False,
-        )
     scratch = ComposeProject.copy_of_checkout(engine)
     try:
         made = subprocess.run(
@@ -142,6 +134,13 @@ def project(engine: DockerEngine, second_host: SecondHost) -> Iterator[ComposePr
         )
         assert made.returncode == 0, f"make env failed:\n{made.stdout}{made.stderr}"
         scratch.set_dotenv(SETTINGS)
+        busy = [port for port in published_host_ports(scratch) if _in_use(port)]
+        if busy:
+            pytest.fail(
+                f"ports {busy} on 127.0.0.1 are in use (another stack?): the run publishes the stack's "
+                "default ports. Stop what holds them, e.g. `docker compose down`, and run it again.",
+                pytrace=False,
+            )
         scratch.set_user_settings(USER_SETTINGS)
         scratch.owners_before = scratch.owners()
         plant_link(scratch)
@@ -224,6 +223,12 @@ def plant_link(project: ComposeProject) -> None:
     outside.write_text("not airflow-init's to chown\n")
     link = project.folder / PLANTED_LINK
     link.symlink_to(os.path.relpath(outside, link.parent))
+
+
+def published_host_ports(project: ComposeProject) -> list[int]:
+    """The host ports the stack publishes, as `docker compose config` renders its .env (every profile)."""
+    config = json.loads(project.compose("--profile", "*", "config", "--format", "json").stdout)
+    return sorted(int(port["published"]) for s in config["services"].values() for port in s.get("ports", []))
 
 
 def _in_use(port: int) -> bool:

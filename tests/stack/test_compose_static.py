@@ -72,6 +72,13 @@ SLOW_HEALTHCHECKS = dict.fromkeys(
 )
 # Where the template publishes the official ports: on PUBLISH_ADDRESS (default 127.0.0.1), not on all.
 PUBLISH_PREFIX = "${PUBLISH_ADDRESS:-127.0.0.1}:"
+# Official services the template publishes too, on PUBLISH_ADDRESS: what a Celery worker on another
+# machine needs, the result backend (Airflow's metadata database) and the broker. Their host ports keep
+# clear of a PostgreSQL or a Redis of the machine (5432, 6379).
+PUBLISHED_FOR_OTHER_HOSTS = {
+    "postgres": ["${AIRFLOW_DB_PORT:-5434}:5432"],
+    "redis": ["${REDIS_PORT:-6380}:6379"],
+}
 # Flower's port has an address of its own: its /metrics and /healthcheck answer without its login.
 FLOWER_PUBLISH_PREFIX = "${FLOWER_PUBLISH_ADDRESS:-127.0.0.1}:"
 # Official bind mounts the template makes read-only: Airflow only reads the DAGs.
@@ -166,7 +173,8 @@ def test_every_official_service_keeps_its_command_healthcheck_and_dependencies(n
     assert ours.get("healthcheck", {}) == healthcheck, f"{name}: healthcheck differs from the official file"
     # The same ports, published on PUBLISH_ADDRESS only (Flower's on its own, test_flower_...).
     prefix = FLOWER_PUBLISH_PREFIX if name == "flower" else PUBLISH_PREFIX
-    assert ours.get("ports", []) == [prefix + port for port in official.get("ports", [])]
+    ports = official.get("ports", []) + PUBLISHED_FOR_OTHER_HOSTS.get(name, [])
+    assert ours.get("ports", []) == [prefix + port for port in ports]
     ours_dependencies = dependencies(ours)
     for dependency, condition in dependencies(official).items():
         assert ours_dependencies.get(dependency) == condition, f"{name} -> {dependency}"
@@ -388,6 +396,8 @@ def test_the_stand_in_api_runs_from_the_project_image_only_in_its_profile():
     assert service["entrypoint"] == ["python", "-m", "scripts.standin_user_api"]
     assert service["command"] == ["--host", "0.0.0.0", "--port", "8000"]  # noqa: S104 - inside its container
     assert service["expose"] == [8000]
+    # Published as the other services, for a worker on another machine.
+    assert service["ports"] == [PUBLISH_PREFIX + "${USER_API_PORT:-8001}:8000"]
     assert service["healthcheck"]["test"][:2] == ["CMD", "curl"]
     # Local tooling, mounted alone: the pipeline's include/ is not part of it.
     assert service["volumes"] == [
@@ -446,7 +456,12 @@ def test_the_warehouse_is_its_own_database_published_on_localhost_only(rendered,
         ("127.0.0.1", "5433", 5432)
     ]
     assert warehouse["healthcheck"]["test"][:2] == ["CMD", "pg_isready"]
-    assert "ports" not in rendered["services"]["postgres"]  # Airflow's own database stays private
+    # Airflow's own database is published too (a worker elsewhere reads its results there), on
+    # 127.0.0.1 and a port of its own.
+    metadata = rendered["services"]["postgres"]
+    assert [(p["host_ip"], p["published"], p["target"]) for p in metadata["ports"]] == [
+        ("127.0.0.1", "5434", 5432)
+    ]
     # What runs task code waits for it: the workers' tasks and the triggerer's triggers.
     for name in ("airflow-worker", "airflow-triggerer"):
         assert dependencies(rendered["services"][name])["warehouse"] == "service_healthy", name
@@ -538,12 +553,17 @@ def test_every_published_port_binds_localhost_unless_publish_address_opens_it(
     rendered, tmp_path, generated_env_file
 ):
     published = [(name, p) for name, s in rendered["services"].items() for p in s.get("ports", [])]
-    assert {(name, p["target"]) for name, p in published} == {
-        ("airflow-apiserver", 8080),
-        ("flower", 5555),
-        ("warehouse", 5432),
+    assert {(name, p["target"], p["published"]) for name, p in published} == {
+        ("airflow-apiserver", 8080, "8080"),
+        ("flower", 5555, "5555"),
+        ("warehouse", 5432, "5433"),
+        ("postgres", 5432, "5434"),
+        ("redis", 6379, "6380"),
+        ("user-api", 8000, "8001"),
     }
     assert {p["host_ip"] for _, p in published} == {"127.0.0.1"}
+    # Not where a PostgreSQL or a Redis of this machine listens.
+    assert not {p["published"] for _, p in published} & {"5432", "6379"}
     opened = tmp_path / ".env"
     opened.write_text(
         generated_env_file.read_text().replace("PUBLISH_ADDRESS=127.0.0.1", "PUBLISH_ADDRESS=0.0.0.0")
@@ -553,6 +573,9 @@ def test_every_published_port_binds_localhost_unless_publish_address_opens_it(
     assert {name: hosts for name, hosts in addresses.items() if hosts} == {
         "airflow-apiserver": ["0.0.0.0"],  # noqa: S104 - what the option is for
         "warehouse": ["0.0.0.0"],  # noqa: S104 - as above
+        "postgres": ["0.0.0.0"],  # noqa: S104 - as above
+        "redis": ["0.0.0.0"],  # noqa: S104 - as above
+        "user-api": ["0.0.0.0"],  # noqa: S104 - as above
         "flower": ["127.0.0.1"],  # its /metrics and /healthcheck answer without a login
     }
     opened.write_text(opened.read_text() + "FLOWER_PUBLISH_ADDRESS=0.0.0.0\n")
