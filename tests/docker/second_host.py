@@ -39,7 +39,14 @@ from pathlib import Path
 from typing import TypeVar
 
 from scripts.local_env import apt_get_install
-from tests.docker.engine import CACHE_DIR, DockerEngine, DockerError
+from tests.docker.engine import (
+    CACHE_DIR,
+    DockerdDidNotStart,
+    DockerEngine,
+    DockerError,
+    start_dockerd,
+    stop_dockerd,
+)
 from tests.docker.images import unmount_below
 
 NAMESPACE = "user-processing-host2"
@@ -49,7 +56,6 @@ DATA_ROOT = CACHE_DIR / "docker-host2"  # beside the first engine's data-root: i
 LOG = CACHE_DIR / "dockerd-host2.log"
 # Where the second host's subnet is taken from: the first /24 of these that nothing here uses.
 CANDIDATES = ipaddress.ip_network("10.213.0.0/20")
-START_TIMEOUT = 60  # seconds for the second dockerd to answer
 CLONE_NEWNET = 0x40000000  # setns(2): join a network namespace
 
 NEEDS = """A second host (make test-docker starts one: a network namespace with a second Docker engine
@@ -140,30 +146,22 @@ class SecondHost:
         config.write_text("{}\n")
         socket = f"unix://{RUN_DIR}/docker.sock"
         self.engine = DockerEngine({**os.environ, "DOCKER_HOST": socket}, "")
-        with LOG.open("w") as output:
-            self.dockerd = subprocess.Popen(
-                [
-                    "nsenter",
-                    f"--net=/run/netns/{NAMESPACE}",
-                    "dockerd",
-                    f"--config-file={config}",
-                    f"--data-root={DATA_ROOT}",
-                    f"--exec-root={RUN_DIR}/exec",
-                    f"--pidfile={RUN_DIR}/docker.pid",
-                    f"--host={socket}",
-                    f"--bip={self.subnet.bridge}",
-                    f"--default-address-pool=base={self.subnet.pool},size=27",
-                ],
-                stdin=subprocess.DEVNULL,
-                stdout=output,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        deadline = time.monotonic() + START_TIMEOUT
-        while self.engine.docker("info", check=False, timeout=30).returncode != 0:
-            if self.dockerd.poll() is not None or time.monotonic() > deadline:
-                raise SecondHostNotAvailable(f"the second dockerd did not start:\n{LOG.read_text()[-3000:]}")
-            time.sleep(0.5)
+        command = [
+            "nsenter",
+            f"--net=/run/netns/{NAMESPACE}",
+            "dockerd",
+            f"--config-file={config}",
+            f"--data-root={DATA_ROOT}",
+            f"--exec-root={RUN_DIR}/exec",
+            f"--pidfile={RUN_DIR}/docker.pid",
+            f"--host={socket}",
+            f"--bip={self.subnet.bridge}",
+            f"--default-address-pool=base={self.subnet.pool},size=27",
+        ]
+        try:
+            self.dockerd = start_dockerd(command, self.engine.env, LOG)
+        except DockerdDidNotStart as error:
+            raise SecondHostNotAvailable(f"the second host's {error}") from None
         # Everything on this engine is the tests': what an earlier run left goes.
         left = self.engine.docker("ps", "--all", "--quiet").stdout.split()
         if left:
@@ -249,12 +247,7 @@ class SecondHost:
             containers = self.engine.docker("ps", "--all", "--quiet", check=False).stdout.split()
             if containers:
                 self.engine.docker("rm", "--force", *containers, check=False)
-            self.dockerd.terminate()
-            try:
-                self.dockerd.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                self.dockerd.kill()
-                self.dockerd.wait()
+            stop_dockerd(self.dockerd)
         remove_leftovers()
 
 
