@@ -28,6 +28,8 @@ from pathlib import Path
 import psycopg
 import pytest
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from include.common.project import DBT_SCHEMA
 from include.user_processing.extract import seed_for
@@ -692,7 +694,11 @@ def _probe_redis(address: str, port: int, password: str) -> tuple[str, str]:
     """Redis: no command without its password (PING included) or with a wrong one."""
 
     def ping(attempt: str | None) -> bool:
-        with redis.Redis(host=address, port=port, password=attempt, protocol=2, socket_timeout=10) as client:
+        # One try: redis-py retries a refused login (an AuthenticationError is a ConnectionError), 3 s more.
+        once = Retry(NoBackoff(), 0)
+        with redis.Redis(
+            host=address, port=port, password=attempt, protocol=2, socket_timeout=10, retry=once
+        ) as client:
             return client.ping()
 
     refused = []

@@ -56,9 +56,7 @@ def test_an_image_reaches_the_second_host_by_save_and_load_once(
     engines = (engine, second_host.engine)
     first, second = (e.docker("image", "inspect", "--format", "{{.Id}}", IMAGE).stdout for e in engines)
     assert first == second
-    started = time.monotonic()
-    assert second_host.load(engine, IMAGE) == f"{IMAGE}: on the second host already"
-    assert time.monotonic() - started < 10  # no docker save this time
+    assert second_host.load(engine, IMAGE) == f"{IMAGE}: on the second host already"  # no docker save
 
 
 def test_a_process_joined_to_the_second_host_reaches_this_host_at_the_veth_address_only(
