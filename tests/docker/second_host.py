@@ -127,6 +127,11 @@ class SecondHost:
     def second_address(self) -> str:
         return self.subnet.second_address
 
+    @property
+    def running(self) -> bool:
+        """Its dockerd runs (False after cut_off or stop, until boot)."""
+        return self.dockerd is not None and self.dockerd.poll() is None
+
     def boot(self) -> None:
         """Clear what an earlier run left (killed, cut off), then the namespace, the veth and dockerd."""
         _check_requirements(self.say)
@@ -242,7 +247,7 @@ class SecondHost:
     def stop(self) -> None:
         """Remove its containers, stop its dockerd, and remove the namespace, the veth and the mounts.
         The data-root stays: its images are the next run's."""
-        if self.dockerd is not None and self.dockerd.poll() is None:
+        if self.running:
             # Without them dockerd stops at once (with them it waits each one's stop timeout).
             containers = self.engine.docker("ps", "--all", "--quiet", check=False).stdout.split()
             if containers:

@@ -32,6 +32,14 @@ CONNECT_TIMEOUT = 3  # seconds, for each probe
 NO_ANSWER = f"no answer in {CONNECT_TIMEOUT} s"
 
 
+@pytest.fixture(autouse=True)
+def running_second_host(second_host: SecondHost) -> None:
+    """A test of the stack may have cut the second host off and left it so: each test here starts
+    from a running one (booted again as the next run would, which clears what the cut off left)."""
+    if not second_host.running:
+        second_host.boot()
+
+
 def test_the_second_host_owns_its_subnet_and_has_no_route_beyond_this_hosts_end(second_host: SecondHost):
     subnet = second_host.subnet
     # On this host, the subnet holds only what the second host put there: the veth's address and
