@@ -1,6 +1,6 @@
 """`make env`: write .env for `docker compose`, with secrets generated on this machine. Never overwrites.
 
-.env is .env.example with the empty secrets filled in (a Fernet key, a JWT secret, database,
+.env is .env.example with the empty secrets filled in (a Fernet key, a JWT secret, database, Redis,
 admin and Flower passwords) and AIRFLOW_UID set to the current user. It also copies airflow.env.example to
 airflow.env, the file of your own Airflow connections, variables and options (read_user_settings
 reads it, and refuses what belongs to the stack). Standard library only: it runs before any
@@ -54,6 +54,7 @@ GENERATED: dict[str, Callable[[], str]] = {
     "AIRFLOW__API_AUTH__JWT_SECRET": lambda: secrets.token_urlsafe(48),  # 48 random bytes, 64 characters
     "AIRFLOW_DB_PASSWORD": password,
     "WAREHOUSE_PASSWORD": password,
+    "REDIS_PASSWORD": password,  # Celery's broker
     "_AIRFLOW_WWW_USER_PASSWORD": password,
     "FLOWER_PASSWORD": password,  # Flower's login (AIRFLOW__CELERY__FLOWER_BASIC_AUTH)
 }
@@ -91,6 +92,19 @@ def write_env(output: Path, template: Path, settings: Mapping[str, str] | None =
     with os.fdopen(descriptor, "w") as file:
         file.write(text)
     return True
+
+
+def add_missing_secrets(output: Path) -> list[str]:
+    """Append to an existing .env the generated values it lacks (a secret that a newer docker-compose.yaml
+    requires); every line already there stays as it is. Returns their names."""
+    text = output.read_text()
+    present = {match["key"] for line in text.splitlines() if (match := ASSIGNMENT.match(line))}
+    missing = {key: value for key, value in generated_values().items() if key not in present}
+    if missing:
+        with output.open("a") as file:
+            file.write("" if text.endswith("\n") or not text else "\n")
+            file.write("".join(f"{key}={value}\n" for key, value in missing.items()))
+    return sorted(missing)
 
 
 # What the containers write into the checkout (docker-compose.yaml's bind mounts); nothing else.
@@ -178,6 +192,9 @@ def main(argv: list[str] | None = None) -> int:
     if write_user_settings(settings, REPO_ROOT / "airflow.env.example"):
         print(f"wrote {settings}: your own connections, variables and Airflow options go there.")
     if not write_env(args.output, args.template):
+        if added := add_missing_secrets(args.output):
+            print(f"{args.output} exists: added what it lacked ({', '.join(added)}); nothing else changed.")
+            return 0
         print(
             f"{args.output} exists: left unchanged. To start over with new secrets: "
             "`docker compose down --volumes` (the databases keep the old passwords), then delete it."

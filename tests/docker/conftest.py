@@ -24,6 +24,7 @@ from scripts.airflow_api import AirflowApi
 from tests.docker.engine import DockerEngine, EngineNotAvailable
 from tests.docker.images import BaseImage, StandInError, provide
 from tests.docker.project import ComposeError, ComposeProject, remove_leftovers
+from tests.docker.second_host import SecondHost, SecondHostNotAvailable
 from tests.stack.compose import ComposeNotInstalled, compose_command
 
 # What the test writes into the generated .env, as a user would: the stand-in API and its profile,
@@ -54,7 +55,6 @@ USER_SETTINGS = {
 PLANTED_LINK = "logs/planted-link"
 OUTSIDE_FILE = "outside-the-checkout.txt"  # beside the scratch checkout, not in it
 UP_TIMEOUT = 600  # seconds for `up --wait`: first start, migrations, every healthcheck
-PUBLISHED_PORTS = (8080, 5555, 5433)  # api-server, flower, warehouse: the defaults of .env.example
 
 STARTED = time.monotonic()
 REPORT: list[str] = []  # printed at the end of the session: images, versions, timings
@@ -105,18 +105,29 @@ def engine() -> Iterator[DockerEngine]:
 
 
 @pytest.fixture(scope="session")
-def project(engine: DockerEngine) -> Iterator[ComposeProject]:
-    """The scratch checkout after `make env` and the SETTINGS edits; taken down and removed at the end."""
+def second_host(engine: DockerEngine) -> Iterator[SecondHost]:
+    """A second machine beside this one (second_host.py): a network namespace with a Docker engine in
+    it, reaching this host only at `first_address`. Stopped at the end, pass or fail."""
+    started = time.monotonic()
+    try:
+        host = SecondHost.start(say)
+    except SecondHostNotAvailable as missing:
+        pytest.fail(str(missing), pytrace=False)
+    try:
+        say(f"second host: {host.engine.description}; started in {time.monotonic() - started:.1f} s")
+        yield host
+    finally:
+        host.stop()
+
+
+@pytest.fixture(scope="session")
+def project(engine: DockerEngine, second_host: SecondHost) -> Iterator[ComposeProject]:
+    """The scratch checkout after `make env` and the SETTINGS edits; taken down and removed at the end.
+    The second host is started before it and stopped after it: while the second host is there, what
+    the stack sends toward it goes nowhere else (second_host.py)."""
     # First: a run killed before its teardown leaves containers that the engine restarts
     # (`restart: always`), holding the very ports this run publishes.
     remove_leftovers(engine, say)
-    busy = [port for port in PUBLISHED_PORTS if _in_use(port)]
-    if busy:
-        pytest.fail(
-            f"ports {busy} on 127.0.0.1 are in use (another stack?): the run publishes the stack's "
-            "default ports. Stop what holds them, e.g. `docker compose down`, and run it again.",
-            pytrace=False,
-        )
     scratch = ComposeProject.copy_of_checkout(engine)
     try:
         made = subprocess.run(
@@ -124,6 +135,13 @@ def project(engine: DockerEngine) -> Iterator[ComposeProject]:
         )
         assert made.returncode == 0, f"make env failed:\n{made.stdout}{made.stderr}"
         scratch.set_dotenv(SETTINGS)
+        busy = [port for port in published_host_ports(scratch) if _in_use(port)]
+        if busy:
+            pytest.fail(
+                f"ports {busy} on 127.0.0.1 are in use (another stack?): the run publishes the stack's "
+                "default ports. Stop what holds them, e.g. `docker compose down`, and run it again.",
+                pytrace=False,
+            )
         scratch.set_user_settings(USER_SETTINGS)
         scratch.owners_before = scratch.owners()
         plant_link(scratch)
@@ -206,6 +224,12 @@ def plant_link(project: ComposeProject) -> None:
     outside.write_text("not airflow-init's to chown\n")
     link = project.folder / PLANTED_LINK
     link.symlink_to(os.path.relpath(outside, link.parent))
+
+
+def published_host_ports(project: ComposeProject) -> list[int]:
+    """The host ports the stack publishes, as `docker compose config` renders its .env (every profile)."""
+    config = json.loads(project.compose("--profile", "*", "config", "--format", "json").stdout)
+    return sorted(int(port["published"]) for s in config["services"].values() for port in s.get("ports", []))
 
 
 def _in_use(port: int) -> bool:

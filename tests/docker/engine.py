@@ -23,7 +23,7 @@ from scripts.local_env import apt_get_install
 CACHE_DIR = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "user-processing-template"
 DATA_ROOT = CACHE_DIR / "docker"  # images and build cache, kept between runs
 RUN_DIR = Path("/run/user-processing-docker")  # socket, pidfile, exec-root: short paths, gone at reboot
-START_TIMEOUT = 60  # seconds for a private dockerd to answer
+START_TIMEOUT = 60  # seconds for a dockerd we start to answer
 
 INSTALL_HINT = """No Docker engine answers (`docker info` failed), and none can be started here.
 Install Docker and start it, then run make test-docker again:
@@ -67,29 +67,19 @@ class DockerEngine:
         RUN_DIR.mkdir(parents=True, exist_ok=True)
         DATA_ROOT.mkdir(parents=True, exist_ok=True)
         log = CACHE_DIR / "dockerd.log"
-        with log.open("w") as output:
-            dockerd = subprocess.Popen(
-                [
-                    "dockerd",
-                    f"--data-root={DATA_ROOT}",
-                    f"--exec-root={RUN_DIR}/exec",
-                    f"--pidfile={RUN_DIR}/docker.pid",
-                    f"--host=unix://{RUN_DIR}/docker.sock",
-                ],
-                stdin=subprocess.DEVNULL,
-                stdout=output,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,  # a Ctrl-C reaches us; we stop it, after the stack is down
-            )
-        engine = cls(env, "", dockerd, log)
-        deadline = time.monotonic() + START_TIMEOUT
-        while not _answers(env):
-            if dockerd.poll() is not None or time.monotonic() > deadline:
-                engine.stop()
-                raise EngineNotAvailable(f"the private dockerd did not start:\n{log.read_text()[-3000:]}")
-            time.sleep(0.5)
-        engine.description = f"a private dockerd (data-root {DATA_ROOT}): {_versions(env)}"
-        return engine
+        command = [
+            "dockerd",
+            f"--data-root={DATA_ROOT}",
+            f"--exec-root={RUN_DIR}/exec",
+            f"--pidfile={RUN_DIR}/docker.pid",
+            f"--host=unix://{RUN_DIR}/docker.sock",
+        ]
+        try:
+            dockerd = start_dockerd(command, env, log)
+        except DockerdDidNotStart as error:
+            shutil.rmtree(RUN_DIR, ignore_errors=True)
+            raise EngineNotAvailable(f"the private {error}") from None
+        return cls(env, f"a private dockerd (data-root {DATA_ROOT}): {_versions(env)}", dockerd, log)
 
     def docker(self, *args: str, check: bool = True, **kwargs) -> subprocess.CompletedProcess:
         kwargs.setdefault("capture_output", True)
@@ -104,18 +94,46 @@ class DockerEngine:
         if self.dockerd is None or self._stopped:
             return
         self._stopped = True
-        if self.dockerd.poll() is None:
-            self.dockerd.terminate()
-            try:
-                self.dockerd.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                self.dockerd.kill()
-                self.dockerd.wait()
+        stop_dockerd(self.dockerd)
         shutil.rmtree(RUN_DIR, ignore_errors=True)
 
 
 class DockerError(RuntimeError):
     pass
+
+
+class DockerdDidNotStart(RuntimeError):
+    pass
+
+
+def start_dockerd(command: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
+    """`command` (a dockerd command line) started in a session of its own (a Ctrl-C reaches us, and we
+    stop it after the stack is down), its output in `log`; returned once `docker info` answers at
+    env's DOCKER_HOST. If it exits or does not answer within START_TIMEOUT, it is stopped and
+    DockerdDidNotStart gives the end of its log."""
+    with log.open("w") as output:
+        dockerd = subprocess.Popen(
+            command, stdin=subprocess.DEVNULL, stdout=output, stderr=subprocess.STDOUT, start_new_session=True
+        )
+    deadline = time.monotonic() + START_TIMEOUT
+    while not _answers(env):
+        if dockerd.poll() is not None or time.monotonic() > deadline:
+            stop_dockerd(dockerd)
+            raise DockerdDidNotStart(f"dockerd did not start:\n{log.read_text()[-3000:]}")
+        time.sleep(0.5)
+    return dockerd
+
+
+def stop_dockerd(dockerd: subprocess.Popen, timeout: float = 60) -> None:
+    """SIGTERM, so that it stops its containerd too; SIGKILL if it has not ended after `timeout` s."""
+    if dockerd.poll() is not None:
+        return
+    dockerd.terminate()
+    try:
+        dockerd.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        dockerd.kill()
+        dockerd.wait()
 
 
 def _answers(env: dict[str, str]) -> bool:

@@ -147,7 +147,7 @@ def ensure_debian_base(engine: DockerEngine, say: Callable[[str], None]) -> str:
         try:
             _debootstrap(rootfs)
         finally:
-            _unmount_below(rootfs)  # debootstrap mounts /proc and /sys inside; never delete through them
+            unmount_below(rootfs)  # debootstrap mounts /proc and /sys inside; never delete through them
         _trust_host_cas(rootfs)
         # No daemon starts while packages install (the usual policy-rc.d of Debian container images).
         policy = rootfs / "usr/sbin/policy-rc.d"
@@ -216,7 +216,7 @@ def _trust_host_cas(rootfs: Path) -> None:
         shutil.copytree(LOCAL_CAS, rootfs / LOCAL_CAS.relative_to("/"), dirs_exist_ok=True)
 
 
-def _unmount_below(folder: Path) -> None:
+def unmount_below(folder: Path) -> None:
     prefix = str(folder.resolve()) + "/"
     with open("/proc/mounts") as mounts:
         points = [line.split()[1] for line in mounts if line.split()[1].startswith(prefix)]

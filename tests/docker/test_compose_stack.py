@@ -3,7 +3,8 @@
 The tests share one stack and run in order: what is there after `up`, the first run on one worker,
 then a second worker, then the faults (a worker killed, a graceful restart, the scheduler killed, the
 warehouse stopped), five runs at once, a dbt model added to the running stack, the README's own
-commands, the secret scan, the ports opened to the network; the last one takes the stack down.
+commands, the secret scan, the ports opened to the network (probed from the second host,
+second_host.py); the last one takes the stack down.
 Each fault test says which task was running when the fault hit.
 """
 
@@ -26,6 +27,9 @@ from pathlib import Path
 
 import psycopg
 import pytest
+import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from include.common.project import DBT_SCHEMA
 from include.user_processing.extract import seed_for
@@ -37,6 +41,7 @@ from scripts.standin_user_api import generate_page
 from tests.docker.conftest import OUTSIDE_FILE, PLANTED_LINK, USER_PASSWORD, USER_SETTINGS, say
 from tests.docker.images import recipe_digest, standin_label
 from tests.docker.project import ComposeProject
+from tests.docker.second_host import SecondHost
 from tests.stack.compose import SECRETS_BY_SERVICE, secrets_in
 
 pytestmark = pytest.mark.docker
@@ -113,17 +118,25 @@ def test_every_service_is_healthy_and_airflow_init_completed(stack: ComposeProje
     assert not unhealthy, unhealthy
 
 
-def test_every_published_port_binds_127_0_0_1_only(stack: ComposeProject):
+def test_every_published_port_binds_127_0_0_1_only(stack: ComposeProject, second_host: SecondHost):
     published = published_ports(stack)
     say_ports = ", ".join(
         f"{service}:{port} on {host}" for (service, port), (host, _) in sorted(published.items())
     )
-    assert {("airflow-apiserver", 8080), ("flower", 5555), ("warehouse", 5432)} == set(published), say_ports
+    assert set(published) == {
+        ("airflow-apiserver", 8080),
+        ("flower", 5555),
+        ("warehouse", 5432),
+        # What a worker on another machine needs besides: the result backend, the broker, the user API.
+        ("postgres", 5432),
+        ("redis", 6379),
+        ("user-api", 8000),
+    }, say_ports
     assert {host for host, _ in published.values()} == {"127.0.0.1"}, say_ports
-    # From this machine's network address (what another machine would reach), nothing answers.
-    address = network_address(stack)
-    answering = [port for _, port in published.values() if _connects(address, port)]
-    assert not answering, f"ports {answering} answer on {address}"
+    # From the second host, at this host's address on their network, nothing answers.
+    address = second_host.first_address
+    answering = [port for _, port in published.values() if second_host.inside(_connects, address, port)]
+    assert not answering, f"ports {answering} answer the second host on {address}"
 
 
 def published_ports(stack: ComposeProject) -> dict[tuple[str, int], tuple[str, int]]:
@@ -136,22 +149,6 @@ def published_ports(stack: ComposeProject) -> dict[tuple[str, int], tuple[str, i
             address, _, port = host.rpartition(":")
             published[(container["Service"], int(target.split("/")[0]))] = (address, int(port))
     return published
-
-
-def network_address(stack: ComposeProject) -> str:
-    """An address of this machine that is not loopback: its default route's, else the stack's gateway."""
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
-        try:
-            probe.connect(("192.0.2.1", 9))  # TEST-NET-1: no packet is sent, only a route looked up
-            address = probe.getsockname()[0]
-            if not address.startswith("127."):
-                return address
-        except OSError:
-            pass
-    network = f"{stack.name}_default"
-    return stack.engine.docker(
-        "network", "inspect", "--format", "{{(index .IPAM.Config 0).Gateway}}", network
-    ).stdout.strip()
 
 
 def _connects(address: str, port: int) -> bool:
@@ -168,6 +165,34 @@ def test_each_service_gets_only_the_secrets_it_needs(stack: ComposeProject):
         seen[container["Service"]] = secrets_in(environment, generated)
     expected = {service: set(SECRETS_BY_SERVICE[service]) for service in seen}
     assert seen == expected
+
+
+def test_redis_asks_for_its_password_and_neither_docker_inspect_nor_ps_shows_it(stack: ComposeProject):
+    password = stack.dotenv()["REDIS_PASSWORD"]
+    # In its container, as the healthcheck asks: without the password, and with it (read from its file).
+    ping = stack.compose("exec", "-T", "redis", "redis-cli", "ping").stdout.strip()
+    assert ping == "NOAUTH Authentication required.", ping
+    logged_in = 'REDISCLI_AUTH="$(cat /run/secrets/redis-password)" redis-cli ping'
+    assert stack.compose("exec", "-T", "redis", "sh", "-c", logged_in).stdout.strip() == "PONG"
+    # From this machine, at its published port.
+    address, port = published_ports(stack)[("redis", 6379)]
+    without, granted = _probe_redis(address, port, password)
+    say(f"redis on {address}:{port}: without its password {without}; with it {granted}")
+    # Not in what docker inspect shows of its container (environment, command, healthcheck, mounts) ...
+    (redis_container,) = service_containers(stack, "redis")
+    assert password not in stack.engine.docker("inspect", redis_container).stdout
+    # ... nor on the command line of any process of this machine (every container's included).
+    command_lines = [path.read_bytes() for path in Path("/proc").glob("[0-9]*/cmdline") if _readable(path)]
+    assert command_lines
+    assert not [line for line in command_lines if password.encode() in line]
+
+
+def _readable(path: Path) -> bool:
+    try:
+        path.read_bytes()
+    except OSError:  # the process ended meanwhile
+        return False
+    return True
 
 
 def test_your_own_settings_reach_every_airflow_component_and_nothing_else(stack: ComposeProject):
@@ -550,11 +575,13 @@ def test_no_log_or_file_the_stack_wrote_holds_a_secret_even_at_debug_level(
     say(f"secret scan: {len(sources)} logs and files, {len(secrets)} secrets, {len(logins)} users")
 
 
-def test_opened_to_the_network_every_published_port_asks_for_credentials(
-    stack: ComposeProject, api: AirflowApi
+def test_opened_to_the_network_every_published_port_but_the_stand_in_api_asks_for_credentials(
+    stack: ComposeProject, api: AirflowApi, second_host: SecondHost
 ):
-    """PUBLISH_ADDRESS=0.0.0.0 in .env, as docs/docker.md says: from this machine's network address, the
-    api-server and the warehouse refuse a request without credentials and answer one with them. Flower
+    """PUBLISH_ADDRESS=0.0.0.0 in .env, as docs/docker.md says, probed from the second host at this host's
+    address on their network (what "open to the network" means): the api-server, the warehouse, the
+    metadata database and Redis refuse a request without credentials (and with wrong ones) and answer
+    one with them. The stand-in user API serves made-up users to anyone, as randomuser.me does. Flower
     stays on 127.0.0.1 (its /metrics and /healthcheck need no login), where its pages ask for one."""
     stack.set_dotenv({"PUBLISH_ADDRESS": "0.0.0.0"})  # noqa: S104 - what the test is about
     started = time.monotonic()
@@ -563,26 +590,37 @@ def test_opened_to_the_network_every_published_port_asks_for_credentials(
     took = time.monotonic() - started
     say(f"PUBLISH_ADDRESS=0.0.0.0, docker compose up -d {' '.join(services)}: {took:.0f} s")
     published = published_ports(stack)
-    network = network_address(stack)
-    addresses = {key: network if host == "0.0.0.0" else host for key, (host, _) in published.items()}  # noqa: S104
-    assert addresses == {
-        ("airflow-apiserver", 8080): network,
-        ("warehouse", 5432): network,
-        ("flower", 5555): "127.0.0.1",
+    opened = {key for key, (host, _) in published.items() if host == "0.0.0.0"}  # noqa: S104
+    assert {key: host for key, (host, _) in published.items() if key not in opened} == {
+        ("flower", 5555): "127.0.0.1"
     }, published
-    assert not _connects(network, published[("flower", 5555)][1]), "Flower answers on the network"
+    address = second_host.first_address
+    flower_port = published[("flower", 5555)][1]
+    assert not second_host.inside(_connects, address, flower_port), "Flower answers the second host"
     env = stack.dotenv()
     probes = {
         ("airflow-apiserver", 8080): lambda address, port: _probe_api(address, port, api.token),
         ("flower", 5555): lambda address, port: _probe_flower(
             address, port, env["FLOWER_USERNAME"], env["FLOWER_PASSWORD"]
         ),
-        ("warehouse", 5432): lambda address, port: _probe_warehouse(address, port, env["WAREHOUSE_PASSWORD"]),
+        ("warehouse", 5432): lambda address, port: _probe_postgres(
+            address, port, "warehouse", env["WAREHOUSE_PASSWORD"], "SELECT count(*) FROM users", "users"
+        ),
+        ("postgres", 5432): lambda address, port: _probe_postgres(
+            address, port, "airflow", env["AIRFLOW_DB_PASSWORD"], "SELECT count(*) FROM dag", "DAGs"
+        ),
+        ("redis", 6379): lambda address, port: _probe_redis(address, port, env["REDIS_PASSWORD"]),
+        ("user-api", 8000): _probe_user_api,
     }
     assert set(published) == set(probes), f"a published port without a probe: {set(published) - set(probes)}"
-    for key, (_, port) in sorted(published.items()):
-        without, granted = probes[key](addresses[key], port)
-        say(f"{key[0]} on {addresses[key]}:{port}: without credentials {without}; with them {granted}")
+    for key, (host, port) in sorted(published.items()):
+        if key in opened:
+            without, granted = second_host.inside(probes[key], address, port)
+            where = f"from the second host on {address}:{port}"
+        else:
+            without, granted = probes[key](host, port)
+            where = f"on {host}:{port}"
+        say(f"{key[0]} {where}: without credentials {without}; with them {granted}")
 
 
 def _http(url: str, headers: dict[str, str] | None = None) -> int:
@@ -627,7 +665,10 @@ def _probe_flower(address: str, port: int, username: str, password: str) -> tupl
     return f"401 on {', '.join(paths)} (and with a wrong password)", f"{granted} on /"
 
 
-def _probe_warehouse(address: str, port: int, password: str) -> tuple[str, str]:
+def _probe_postgres(
+    address: str, port: int, user: str, password: str, count: str, what: str
+) -> tuple[str, str]:
+    """A database (user and database `user`): no login without its password or with a wrong one."""
     refused = []
     for attempt in (None, f"not-{password}"):
         with pytest.raises(psycopg.OperationalError) as error:
@@ -635,18 +676,47 @@ def _probe_warehouse(address: str, port: int, password: str) -> tuple[str, str]:
             psycopg.connect(
                 host=address,
                 port=port,
-                user="warehouse",
-                dbname="warehouse",
+                user=user,
+                dbname=user,
                 password=attempt,
                 passfile="/nonexistent/pgpass",
                 connect_timeout=10,
             ).close()
         refused.append(str(error.value).strip().splitlines()[-1])
     with psycopg.connect(
-        host=address, port=port, user="warehouse", dbname="warehouse", password=password, connect_timeout=10
+        host=address, port=port, user=user, dbname=user, password=password, connect_timeout=10
     ) as conn:
-        users = conn.execute("SELECT count(*) FROM users").fetchone()[0]
-    return " / ".join(refused), f"logged in, {users} users"
+        rows = conn.execute(count).fetchone()[0]
+    return " / ".join(refused), f"logged in, {rows} {what}"
+
+
+def _probe_redis(address: str, port: int, password: str) -> tuple[str, str]:
+    """Redis: no command without its password (PING included) or with a wrong one."""
+
+    def ping(attempt: str | None) -> bool:
+        # One try: redis-py retries a refused login (an AuthenticationError is a ConnectionError), 3 s more.
+        once = Retry(NoBackoff(), 0)
+        with redis.Redis(
+            host=address, port=port, password=attempt, protocol=2, socket_timeout=10, retry=once
+        ) as client:
+            return client.ping()
+
+    refused = []
+    for attempt in (None, f"not-{password}"):
+        with pytest.raises(redis.AuthenticationError) as error:
+            ping(attempt)
+        refused.append(str(error.value))
+    assert ping(password)
+    return " / ".join(refused), "PONG"
+
+
+def _probe_user_api(address: str, port: int) -> tuple[str, str]:
+    """The stand-in of randomuser.me, a public API: made-up users for anyone, nothing else to ask for."""
+    url = f"http://{address}:{port}/api/1.4/?results=1"
+    with urllib.request.urlopen(url, timeout=30) as response:
+        users = json.load(response)["results"]
+    assert len(users) == 1
+    return "200, one made-up user (public by design, as randomuser.me)", "no credentials to give"
 
 
 def test_a_failing_dbt_parse_fails_airflow_init_with_a_clear_message(stack: ComposeProject):

@@ -130,11 +130,14 @@ def dependencies(service: dict) -> dict[str, str]:
     return {name: spec.get("condition", "service_started") for name, spec in depends_on.items()}
 
 
-# The secrets `make env` generates, and the services that need each one (docker-compose.yaml gives
-# each service exactly these): Airflow's own keys and metadata database for every Airflow component,
-# the warehouse's connection only where task code runs, the admin password only for airflow-init,
-# Flower's login only for Flower.
-AIRFLOW_SECRETS = frozenset({"FERNET_KEY", "AIRFLOW__API_AUTH__JWT_SECRET", "AIRFLOW_DB_PASSWORD"})
+# The secrets `make env` generates, and the services whose environment holds each one
+# (docker-compose.yaml gives each service exactly these): Airflow's own keys, metadata database and
+# broker for every Airflow component, the warehouse's connection only where task code runs, the admin
+# password only for airflow-init, Flower's login only for Flower. Redis gets its password as a file,
+# never in its environment (test_redis_asks_for_its_password_...).
+AIRFLOW_SECRETS = frozenset(
+    {"FERNET_KEY", "AIRFLOW__API_AUTH__JWT_SECRET", "AIRFLOW_DB_PASSWORD", "REDIS_PASSWORD"}
+)
 SECRETS_BY_SERVICE = {
     "postgres": frozenset({"AIRFLOW_DB_PASSWORD"}),
     "warehouse": frozenset({"WAREHOUSE_PASSWORD"}),
@@ -143,8 +146,8 @@ SECRETS_BY_SERVICE = {
     "airflow-apiserver": AIRFLOW_SECRETS,
     "airflow-scheduler": AIRFLOW_SECRETS,
     "airflow-dag-processor": AIRFLOW_SECRETS,
-    # Celery's monitor: the result backend (in the metadata database) and its own login, nothing else.
-    "flower": frozenset({"AIRFLOW_DB_PASSWORD", "FLOWER_PASSWORD"}),
+    # Celery's monitor: the broker, the result backend (in the metadata database) and its own login.
+    "flower": frozenset({"AIRFLOW_DB_PASSWORD", "REDIS_PASSWORD", "FLOWER_PASSWORD"}),
     "airflow-worker": AIRFLOW_SECRETS | {"WAREHOUSE_PASSWORD"},
     "airflow-triggerer": AIRFLOW_SECRETS | {"WAREHOUSE_PASSWORD"},
     "airflow-cli": AIRFLOW_SECRETS | {"WAREHOUSE_PASSWORD"},

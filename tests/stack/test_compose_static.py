@@ -9,6 +9,7 @@ config`, tests/stack/compose.py). tests/docker/ runs the same files on a real en
 from __future__ import annotations
 
 import ast
+import json
 import os
 import re
 import stat
@@ -50,6 +51,7 @@ AIRFLOW_IMAGE = "${AIRFLOW_IMAGE_NAME:-user-processing-airflow:3.3.2}"
 ALLOWED_CHANGES = {
     ("x-airflow-common", "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"): "metadata DB password from .env",
     ("x-airflow-common", "AIRFLOW__CELERY__RESULT_BACKEND"): "metadata DB password from .env",
+    ("x-airflow-common", "AIRFLOW__CELERY__BROKER_URL"): "Redis password from .env",
     ("x-airflow-common", "AIRFLOW__CORE__FERNET_KEY"): "required instead of empty",
     ("x-airflow-common", "AIRFLOW__CORE__LOAD_EXAMPLES"): "no example DAGs in a template",
     ("x-airflow-common", "AIRFLOW__API_AUTH__JWT_SECRET"): "required instead of a public default",
@@ -76,6 +78,13 @@ SLOW_HEALTHCHECKS = dict.fromkeys(
 )
 # Where the template publishes the official ports: on PUBLISH_ADDRESS (default 127.0.0.1), not on all.
 PUBLISH_PREFIX = "${PUBLISH_ADDRESS:-127.0.0.1}:"
+# Official services the template publishes too, on PUBLISH_ADDRESS: what a Celery worker on another
+# machine needs, the result backend (Airflow's metadata database) and the broker. Their host ports keep
+# clear of a PostgreSQL or a Redis of the machine (5432, 6379).
+PUBLISHED_FOR_OTHER_HOSTS = {
+    "postgres": ["${AIRFLOW_DB_PORT:-5434}:5432"],
+    "redis": ["${REDIS_PORT:-6380}:6379"],
+}
 # Flower's port has an address of its own: its /metrics and /healthcheck answer without its login.
 FLOWER_PUBLISH_PREFIX = "${FLOWER_PUBLISH_ADDRESS:-127.0.0.1}:"
 # Official bind mounts the template makes read-only: Airflow only reads the DAGs.
@@ -85,6 +94,11 @@ READ_ONLY = {
 # Official healthchecks the template changes, and why.
 CHANGED_HEALTHCHECK_TESTS = {
     "flower": "Flower asks for its login on every page but /healthcheck: the check logs in",
+    "redis": "Redis asks for its password, for `ping` too: the check logs in",
+}
+# Official commands the template changes, and why.
+CHANGED_COMMANDS = {
+    "redis": "the server reads its password from a file (test_redis_asks_for_its_password_...)",
 }
 # Flower's whole environment: what `airflow celery flower` reads (the executor, for the command to
 # exist; the broker and result backend; its login; the config file), and the official pip variable.
@@ -154,6 +168,8 @@ def test_every_official_service_keeps_its_command_healthcheck_and_dependencies(n
     for key in ("command", "entrypoint", "restart", "profiles", "expose", "user"):
         if key == "command" and name == "airflow-init":
             continue  # its script changes: test_airflow_init_keeps_the_official_script
+        if key == "command" and name in CHANGED_COMMANDS:
+            continue
         assert ours.get(key) == official.get(key), f"{name}: {key} differs from the official file"
     healthcheck = dict(official.get("healthcheck") or {})
     if name in SLOW_HEALTHCHECKS:
@@ -163,7 +179,8 @@ def test_every_official_service_keeps_its_command_healthcheck_and_dependencies(n
     assert ours.get("healthcheck", {}) == healthcheck, f"{name}: healthcheck differs from the official file"
     # The same ports, published on PUBLISH_ADDRESS only (Flower's on its own, test_flower_...).
     prefix = FLOWER_PUBLISH_PREFIX if name == "flower" else PUBLISH_PREFIX
-    assert ours.get("ports", []) == [prefix + port for port in official.get("ports", [])]
+    ports = official.get("ports", []) + PUBLISHED_FOR_OTHER_HOSTS.get(name, [])
+    assert ours.get("ports", []) == [prefix + port for port in ports]
     ours_dependencies = dependencies(ours)
     for dependency, condition in dependencies(official).items():
         assert ours_dependencies.get(dependency) == condition, f"{name} -> {dependency}"
@@ -385,6 +402,8 @@ def test_the_stand_in_api_runs_from_the_project_image_only_in_its_profile():
     assert service["entrypoint"] == ["python", "-m", "scripts.standin_user_api"]
     assert service["command"] == ["--host", "0.0.0.0", "--port", "8000"]  # noqa: S104 - inside its container
     assert service["expose"] == [8000]
+    # Published as the other services, for a worker on another machine.
+    assert service["ports"] == [PUBLISH_PREFIX + "${USER_API_PORT:-8001}:8000"]
     assert service["healthcheck"]["test"][:2] == ["CMD", "curl"]
     # Local tooling, mounted alone: the pipeline's include/ is not part of it.
     assert service["volumes"] == [
@@ -443,7 +462,12 @@ def test_the_warehouse_is_its_own_database_published_on_localhost_only(rendered,
         ("127.0.0.1", "5433", 5432)
     ]
     assert warehouse["healthcheck"]["test"][:2] == ["CMD", "pg_isready"]
-    assert "ports" not in rendered["services"]["postgres"]  # Airflow's own database stays private
+    # Airflow's own database is published too (a worker elsewhere reads its results there), on
+    # 127.0.0.1 and a port of its own.
+    metadata = rendered["services"]["postgres"]
+    assert [(p["host_ip"], p["published"], p["target"]) for p in metadata["ports"]] == [
+        ("127.0.0.1", "5434", 5432)
+    ]
     # What runs task code waits for it: the workers' tasks and the triggerer's triggers.
     for name in ("airflow-worker", "airflow-triggerer"):
         assert dependencies(rendered["services"][name])["warehouse"] == "service_healthy", name
@@ -481,6 +505,7 @@ def test_every_secret_variable_is_required_and_has_no_default():
         "WAREHOUSE_PASSWORD",
         "_AIRFLOW_WWW_USER_PASSWORD",
         "FLOWER_PASSWORD",
+        "REDIS_PASSWORD",
     }
     for name in secrets_read:
         for use in re.findall(rf"\$\{{{name}([^}}]*)\}}", text):
@@ -501,16 +526,50 @@ def test_each_service_is_given_only_the_secrets_it_needs(rendered, generated_env
     assert given == {name: set(needed) for name, needed in SECRETS_BY_SERVICE.items()}
 
 
+def test_redis_asks_for_its_password_which_no_environment_or_command_holds(rendered, generated_env):
+    """Every broker URL (Flower's too) carries REDIS_PASSWORD. Redis itself gets it as a file, a secret
+    from .env readable by root only: its command reads the file into the server's configuration on
+    standard input, its healthcheck into redis-cli's REDISCLI_AUTH. So neither `docker inspect` (the
+    environment, the command, the healthcheck) nor `ps` shows the password."""
+    password = generated_env["REDIS_PASSWORD"]
+    brokers = {
+        name: service["environment"]["AIRFLOW__CELERY__BROKER_URL"]
+        for name, service in rendered["services"].items()
+        if "AIRFLOW__CELERY__BROKER_URL" in (service.get("environment") or {})
+    }
+    assert set(brokers) == set(airflow_services(rendered))
+    assert set(brokers.values()) == {f"redis://:{password}@redis:6379/0"}
+    assert rendered["secrets"]["redis-password"]["environment"] == "REDIS_PASSWORD"
+    redis = rendered["services"]["redis"]
+    secret_file = "/run/secrets/redis-password"  # pragma: allowlist secret (a path)
+    assert redis["secrets"] == [{"source": "redis-password", "target": secret_file, "mode": "0400"}]
+    assert [name for name, s in rendered["services"].items() if s.get("secrets")] == ["redis"]
+    assert password not in json.dumps(redis)
+    command = redis["command"]
+    assert command[:2] == ["sh", "-c"]
+    # The entrypoint as the image's CMD would run it, the configuration on standard input ("-"), and
+    # `exec`: redis-server is the container's first process, which `docker stop` asks to save and quit.
+    assert re.match(r"exec docker-entrypoint\.sh redis-server - <<EOF\n", command[2]), command
+    assert f'requirepass "$$(cat {secret_file})"' in command[2]
+    check = redis["healthcheck"]["test"]
+    assert check == ["CMD-SHELL", f'REDISCLI_AUTH="$$(cat {secret_file})" redis-cli ping | grep -qx PONG']
+
+
 def test_every_published_port_binds_localhost_unless_publish_address_opens_it(
     rendered, tmp_path, generated_env_file
 ):
     published = [(name, p) for name, s in rendered["services"].items() for p in s.get("ports", [])]
-    assert {(name, p["target"]) for name, p in published} == {
-        ("airflow-apiserver", 8080),
-        ("flower", 5555),
-        ("warehouse", 5432),
+    assert {(name, p["target"], p["published"]) for name, p in published} == {
+        ("airflow-apiserver", 8080, "8080"),
+        ("flower", 5555, "5555"),
+        ("warehouse", 5432, "5433"),
+        ("postgres", 5432, "5434"),
+        ("redis", 6379, "6380"),
+        ("user-api", 8000, "8001"),
     }
     assert {p["host_ip"] for _, p in published} == {"127.0.0.1"}
+    # Not where a PostgreSQL or a Redis of this machine listens.
+    assert not {p["published"] for _, p in published} & {"5432", "6379"}
     opened = tmp_path / ".env"
     opened.write_text(
         generated_env_file.read_text().replace("PUBLISH_ADDRESS=127.0.0.1", "PUBLISH_ADDRESS=0.0.0.0")
@@ -520,6 +579,9 @@ def test_every_published_port_binds_localhost_unless_publish_address_opens_it(
     assert {name: hosts for name, hosts in addresses.items() if hosts} == {
         "airflow-apiserver": ["0.0.0.0"],  # noqa: S104 - what the option is for
         "warehouse": ["0.0.0.0"],  # noqa: S104 - as above
+        "postgres": ["0.0.0.0"],  # noqa: S104 - as above
+        "redis": ["0.0.0.0"],  # noqa: S104 - as above
+        "user-api": ["0.0.0.0"],  # noqa: S104 - as above
         "flower": ["127.0.0.1"],  # its /metrics and /healthcheck answer without a login
     }
     opened.write_text(opened.read_text() + "FLOWER_PUBLISH_ADDRESS=0.0.0.0\n")
@@ -598,7 +660,13 @@ def test_make_env_generates_every_secret_and_never_overwrites(tmp_path):
     env = read_env_file(env_file)
     Fernet(env["FERNET_KEY"].encode())  # a valid key, or this raises
     assert len(env["AIRFLOW__API_AUTH__JWT_SECRET"].encode()) >= 32
-    names = ("AIRFLOW_DB_PASSWORD", "WAREHOUSE_PASSWORD", "_AIRFLOW_WWW_USER_PASSWORD", "FLOWER_PASSWORD")
+    names = (
+        "AIRFLOW_DB_PASSWORD",
+        "WAREHOUSE_PASSWORD",
+        "REDIS_PASSWORD",
+        "_AIRFLOW_WWW_USER_PASSWORD",
+        "FLOWER_PASSWORD",
+    )
     passwords = [env[name] for name in names]
     assert all(len(p) >= 16 for p in passwords)
     assert len(set(passwords)) == len(names)
@@ -616,6 +684,14 @@ def test_make_env_generates_every_secret_and_never_overwrites(tmp_path):
     before = env_file.read_text()
     assert "left unchanged" in run_make_env(env_file)
     assert env_file.read_text() == before
+    # A .env of an older template, without a secret the compose file now requires: make env adds it
+    # (what "... is not set, run make env" asks for), and changes no line that was there.
+    older = "\n".join(line for line in before.splitlines() if not line.startswith("REDIS_PASSWORD="))
+    env_file.write_text(older)  # no newline at the end either
+    assert "added what it lacked (REDIS_PASSWORD)" in run_make_env(env_file)
+    lines = env_file.read_text().splitlines()
+    assert lines[:-1] == older.splitlines()
+    assert re.fullmatch(r"REDIS_PASSWORD=[A-Za-z0-9]{24}", lines[-1])
     # Two machines never share a secret.
     other = tmp_path / "other.env"
     make_env.write_env(other, ENV_EXAMPLE)
