@@ -3,8 +3,8 @@
 - ``ThrowawayPostgres``: a private PostgreSQL cluster from the locally installed server binaries,
   listening on a free 127.0.0.1 port, deleted when stopped.
 - ``StandInUserApi``: the bundled randomuser.me stand-in (scripts/standin_user_api) as a process.
-- ``local_airflow``: both of the above plus a migrated Airflow home, with two databases as in the
-  Docker stack: `airflow` (Airflow's metadata) and `warehouse` (where the users land).
+- ``local_airflow``: both of the above plus a migrated Airflow home with the project's pools, and two
+  databases as in the Docker stack: `airflow` (Airflow's metadata) and `warehouse` (the users).
 """
 
 from __future__ import annotations
@@ -403,6 +403,22 @@ class LocalAirflow:
         return subprocess.run([str(Path(sys.executable).parent / "airflow"), *args], env=self.env, **kwargs)
 
 
+def create_pools(env: dict[str, str]) -> None:
+    """The project's Airflow pools (include/common/pools.py), in the metadata database of `env`."""
+    created = subprocess.run(
+        [sys.executable, "-m", "include.common.pools"],
+        env=env,
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if created.returncode != 0:
+        raise RuntimeError(
+            f"creating the Airflow pools failed:\n{created.stdout[-3000:]}{created.stderr[-3000:]}"
+        )
+
+
 @contextmanager
 def local_airflow(*user_api_args: str, **env_options) -> Iterator[LocalAirflow]:
     """Throwaway PostgreSQL + stand-in API + a migrated Airflow home; all removed on exit.
@@ -427,6 +443,7 @@ def local_airflow(*user_api_args: str, **env_options) -> Iterator[LocalAirflow]:
                 raise RuntimeError(
                     f"airflow db migrate failed:\n{migrated.stdout[-3000:]}{migrated.stderr[-3000:]}"
                 )
+            create_pools(local.env)
             yield local
     finally:
         shutil.rmtree(airflow_home, ignore_errors=True)

@@ -3,7 +3,8 @@
 - ``postgres``: one throwaway PostgreSQL cluster (scripts/local_env.py) for the whole session.
 - ``warehouse_uri``: its `warehouse` database, what the Airflow connection `postgres` points at.
 - ``user_api``: the stand-in randomuser.me API as a real HTTP server process, faults cleared per test.
-- ``airflow``: one migrated Airflow home (metadata DB in the same cluster) and a CLI runner for it.
+- ``airflow``: one migrated Airflow home (metadata DB in the same cluster, the project's pools) and a
+  CLI runner for it.
 - ``dbt``: the dbt CLI of .venv-dbt, pointed at the warehouse through dbt_project/profiles.yml.
 """
 
@@ -36,6 +37,7 @@ from scripts.local_env import (
     StandInUserApi,
     ThrowawayPostgres,
     airflow_env,
+    create_pools,
     dbt_env,
     isolated,
 )
@@ -244,6 +246,7 @@ def airflow(
     cli = AirflowCli(settings.env, metadata_uri)
     migrated = cli.run("db", "migrate")
     assert migrated.returncode == 0, migrated.stdout + migrated.stderr
+    create_pools(cli.env)
     return cli
 
 

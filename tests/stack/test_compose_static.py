@@ -220,6 +220,14 @@ def test_airflow_init_stops_at_the_first_failure_and_a_failed_dbt_parse_says_so(
     )
 
 
+def test_airflow_init_creates_the_projects_pools_after_the_migration():
+    """A task in a pool that does not exist never runs: airflow-init creates them (pools.py)."""
+    script = OURS["services"]["airflow-init"]["command"][1]
+    pools = script.index("python -m include.common.pools")
+    assert script.index("/entrypoint airflow version") < pools  # the entrypoint migrates the database
+    assert "set -eo pipefail" in script[:pools]  # a failure stops airflow-init
+
+
 def test_airflow_init_changes_owner_only_where_the_containers_write():
     """Never the project's own files (dags/, include/, dbt_project/): the folders make env creates."""
     script = OURS["services"]["airflow-init"]["command"][1]
