@@ -298,7 +298,7 @@ LOCAL_RUN_OWNS = frozenset(
 # but which your shell may override in a local run (e.g. AIRFLOW_CONN_USER_API at another API).
 TEMPLATE_SETTINGS = stack_settings() - LOCAL_RUN_OWNS
 # What your shell may always set in a local run: connections, variables and the template's own options.
-SHELL_SETTINGS = ("AIRFLOW_CONN_", "AIRFLOW_VAR_", "AIRFLOW__USER_PROCESSING__")
+SHELL_SETTINGS = ("AIRFLOW_CONN_", "AIRFLOW_VAR_", "AIRFLOW__USER_PROCESSING__", "AIRFLOW__DBT__")
 
 
 def without_airflow_settings(environ: dict[str, str]) -> dict[str, str]:
@@ -342,9 +342,10 @@ def airflow_env(
 
     From lowest to highest precedence: the template's defaults (below), `user_settings`
     (airflow.env, when it exists), then your shell for connections (AIRFLOW_CONN_*), variables
-    (AIRFLOW_VAR_*) and any option the two set. Your shell's other Airflow options stay out (say, an
-    executor meant for another Airflow), and so does anything that would point the run away from
-    its throwaway services (LOCAL_RUN_OWNS). `shell=None` is this process's environment.
+    (AIRFLOW_VAR_*), the template's options (SHELL_SETTINGS) and any option the two set. Your
+    shell's other Airflow options stay out (say, an executor meant for another Airflow), and so does
+    anything that would point the run away from its throwaway services (LOCAL_RUN_OWNS).
+    `shell=None` is this process's environment.
     """
     shell = dict(os.environ) if shell is None else shell
     defaults = {
@@ -365,11 +366,7 @@ def airflow_env(
     from_shell = sorted(
         key
         for key in shell
-        if key not in LOCAL_RUN_OWNS
-        and (
-            key in overridable
-            or key.startswith(("AIRFLOW_CONN_", "AIRFLOW_VAR_", "AIRFLOW__USER_PROCESSING__"))
-        )
+        if key not in LOCAL_RUN_OWNS and (key in overridable or key.startswith(SHELL_SETTINGS))
     )
     env = without_airflow_settings(shell)
     env.update(defaults)

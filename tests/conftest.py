@@ -29,7 +29,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from include.common.dbt_manifest import ensure_manifest
+from include.common.dbt_manifest import read_manifest
 from scripts.local_env import (
     DBT_BIN,
     REPO_ROOT,
@@ -53,7 +53,12 @@ def dbt_manifest() -> dict:
     """The dbt project as dbt reads it (its manifest, rebuilt first if the project changed): what the
     tests expect of the dbt part grows with the project. Built on first use, not when this file is
     imported, so the tests that need no dbt (tests/unit) run without dbt's virtualenv."""
-    return json.loads(ensure_manifest().read_text())
+    return read_manifest()
+
+
+def dbt_project_name() -> str:
+    """The dbt project's name (dbt_project.yml), the middle of its nodes' ids: model.<name>.stg_users."""
+    return dbt_manifest()["metadata"]["project_name"]
 
 
 # Airflow reads its configuration on first import: give this process its own home, never ~/airflow.
@@ -288,14 +293,8 @@ def copy_project(destination: Path) -> dict[str, str]:
 
 
 def relation_rows(conn: psycopg.Connection, relation: str) -> list[tuple]:
-    """Every row of a table or view, sorted, for before/after comparisons of the data.
-
-    A mart's `built_at` (when dbt last rebuilt it) is left out: it is not data, and it moves on
-    every build.
-    """
-    cursor = conn.execute(f"SELECT * FROM {relation}")  # noqa: S608 - test-only
-    keep = [i for i, column in enumerate(cursor.description) if column.name != "built_at"]
-    return sorted((tuple(row[i] for i in keep) for row in cursor.fetchall()), key=repr)
+    """Every row of a table or view, sorted, for before/after comparisons of the data."""
+    return sorted(conn.execute(f"SELECT * FROM {relation}").fetchall(), key=repr)  # noqa: S608 - test-only
 
 
 def users_in(
