@@ -215,6 +215,18 @@ class AirflowCli:
         """How many times each task of the latest run for `logical_date` ran (its try_number)."""
         return self._of_latest_run("try_number", logical_date, dag_id)
 
+    def asset_events(self, logical_date: str, dag_id: str = DAG_ID) -> set[str]:
+        """The URIs of the Asset events the latest run for `logical_date` emitted."""
+        with psycopg.connect(self.metadata_uri) as conn:
+            rows = conn.execute(
+                "SELECT asset.uri FROM asset_event JOIN asset ON asset.id = asset_event.asset_id"
+                " WHERE asset_event.source_dag_id = %s AND asset_event.source_run_id = ("
+                "   SELECT run_id FROM dag_run WHERE dag_id = %s AND logical_date = %s::timestamptz"
+                "   ORDER BY id DESC LIMIT 1)",
+                (dag_id, dag_id, f"{logical_date}T00:00:00+00:00"),
+            ).fetchall()
+        return {row[0] for row in rows}
+
     def _of_latest_run(self, column: str, logical_date: str, dag_id: str) -> dict:
         query = sql.SQL(
             """

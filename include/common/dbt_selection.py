@@ -2,8 +2,8 @@
 
 Each DAG builds and tests the dbt nodes it selects (include/common/dbt_tasks.py), and only the
 models, seeds and snapshots of its selection are its Assets. The selection is resolved here, from
-dbt_project/target/manifest.json, without starting dbt: by Cosmos' own manifest selector, the one
-that renders the "local" mode's tasks, so both modes agree on what a DAG builds.
+dbt_project/target/manifest.json, without starting dbt, by Cosmos' own manifest selector; the
+"local" mode renders exactly the nodes resolved here, so both modes agree on what a DAG builds.
 
 dbt's syntax as Cosmos' selector takes it: space-separated parts are a union, comma-joined ones an
 intersection; a part is a model name, `path:`, `tag:`, `fqn:`, `config.<key>:`, `source:`,
@@ -11,7 +11,8 @@ intersection; a part is a model name, `path:`, `tag:`, `fqn:`, `config.<key>:`, 
 descendants, optionally `2+`, `+1`) and `@`. Cosmos 1.15 refuses `@` before a method (`@source:...`),
 so `@X` is resolved here as dbt defines it: `X+` by Cosmos, then every ancestor of what that selected.
 A part Cosmos does not support (`state:`, `result:`, ...) or one that selects nothing is an error
-naming it, when the DAG file is parsed: the build and the Assets never silently differ.
+naming it, when the DAG file is parsed; tests/integration/test_dbt_selection.py checks that the rest
+selects what `dbt ls` selects.
 
 `dbt build --select <the same selection>` (the "build" mode) runs the tests of what it selects
 as well (dbt's eager indirect selection), as Cosmos' tasks do in the "local" mode.
@@ -24,9 +25,8 @@ import re
 from pathlib import Path
 
 BUILT = ("model", "seed", "snapshot")  # the nodes that build a table or view in the warehouse
-# The selector methods Cosmos' manifest selector implements (a bare name or path needs none).
-METHODS = ("fqn:", "tag:", "path:", "config.", "source:", "resource_type:", "exclude_resource_type:")
-METHODS += ("package:", "exposure:")
+# The selector methods both dbt and Cosmos' manifest selector implement (a bare name or path needs none).
+METHODS = ("fqn:", "tag:", "path:", "config.", "source:", "resource_type:", "package:", "exposure:")
 GRAPH_OPERATORS = re.compile(r"^(@|\d*\+)|(\+\d*)$")
 
 

@@ -107,7 +107,7 @@ def dbt_task_group(
 def profile_config(project_dir: Path = DBT_PROJECT_DIR) -> ProfileConfig:
     """dbt's profile, built from the Airflow connection `postgres`, under the name dbt_project.yml gives."""
     return ProfileConfig(
-        profile_name=project_config(project_dir).get("profile") or project_dir.name,
+        profile_name=project_config(project_dir)["profile"],
         target_name="airflow",
         profile_mapping=PostgresUserPasswordProfileMapping(
             conn_id=WAREHOUSE_CONN_ID, profile_args={"schema": DBT_SCHEMA, "threads": DBT_THREADS}

@@ -65,19 +65,6 @@ def countries_in(warehouse) -> list[tuple]:
     return sorted(warehouse.execute("SELECT country, users FROM analytics.users_by_country").fetchall())
 
 
-def asset_events(metadata_uri: str, logical_date: str) -> set[str]:
-    """The URIs of the Asset events user_processing's latest run for the date emitted."""
-    with psycopg.connect(metadata_uri) as conn:
-        rows = conn.execute(
-            "SELECT asset.uri FROM asset_event JOIN asset ON asset.id = asset_event.asset_id"
-            " WHERE asset_event.source_dag_id = %s AND asset_event.source_run_id = ("
-            "   SELECT run_id FROM dag_run WHERE dag_id = %s AND logical_date = %s::timestamptz"
-            "   ORDER BY id DESC LIMIT 1)",
-            (DAG_ID, DAG_ID, f"{logical_date}T00:00:00+00:00"),
-        ).fetchall()
-    return {row[0] for row in rows}
-
-
 def dbt_results(metadata_uri: str, logical_date: str) -> dict[str, str]:
     """The dbt_build task's XCom `dbt_results` (every node it ran, with its status) for the date."""
     with psycopg.connect(metadata_uri) as conn:
@@ -97,7 +84,7 @@ def test_one_build_runs_every_model_and_test_updates_each_models_asset_and_rerun
     assert_succeeded(result)
     assert airflow.task_states("2024-07-01")[DBT_BUILD_TASK] == "success"
     assert dbt_coverage.tests_not_run(result.stdout + result.stderr, dbt_manifest()) == set()
-    assert asset_events(airflow.metadata_uri, "2024-07-01") == model_asset_uris() | {USERS_ASSET.uri}
+    assert airflow.asset_events("2024-07-01") == model_asset_uris() | {USERS_ASSET.uri}
 
     assert countries_in(warehouse) == expected_countries("2024-07-01")
     users = api_users("2024-07-01")
@@ -204,7 +191,7 @@ def test_the_local_mode_runs_a_task_per_model_each_updating_its_asset_and_stops_
     assert set(dbt_tasks.values()) == {"success"}
     assert dbt_coverage.tests_not_run(result.stdout + result.stderr, dbt_manifest()) == set()
     # Each model's task updated the model's Asset: the one the build mode updates, not a host's.
-    assert asset_events(airflow.metadata_uri, "2024-07-20") == model_asset_uris() | {USERS_ASSET.uri}
+    assert airflow.asset_events("2024-07-20") == model_asset_uris() | {USERS_ASSET.uri}
 
     warehouse.execute(BAD_ROW, (BAD_USER_ID,))
     result = airflow.dags_test("2024-07-21", env=LOCAL)

@@ -137,18 +137,6 @@ def relation_ids(warehouse_uri: str) -> dict[str, int]:
     return dict(rows)
 
 
-def asset_events(metadata_uri: str, dag_id: str, logical_date: str) -> set[str]:
-    with psycopg.connect(metadata_uri) as conn:
-        rows = conn.execute(
-            "SELECT asset.uri FROM asset_event JOIN asset ON asset.id = asset_event.asset_id"
-            " WHERE asset_event.source_dag_id = %s AND asset_event.source_run_id = ("
-            "   SELECT run_id FROM dag_run WHERE dag_id = %s AND logical_date = %s::timestamptz"
-            "   ORDER BY id DESC LIMIT 1)",
-            (dag_id, dag_id, f"{logical_date}T00:00:00+00:00"),
-        ).fetchall()
-    return {row[0] for row in rows}
-
-
 def test_user_processing_builds_none_of_the_second_dags_models(two_dags):
     own = {node["name"] for node in dbt_selection.built(two_dags["selected"])}
     assert own == {"stg_orders", "orders_by_status"}
@@ -180,7 +168,7 @@ def test_a_second_dag_builds_and_tests_its_own_models_and_none_of_user_processin
     assert {model: after[model] for model in USERS_MODELS} == {model: before[model] for model in USERS_MODELS}
     own_assets = {dbt_node_asset(node).uri for node in dbt_selection.built(two_dags["selected"])}
     orders = warehouse_relation("public", "orders").uri
-    assert asset_events(airflow.metadata_uri, DAG_ID, DATE) == own_assets | {orders}
+    assert airflow.asset_events(DATE, dag_id=DAG_ID) == own_assets | {orders}
     assert USERS_ASSET.uri not in own_assets
 
     states = airflow.task_states(DATE, dag_id=DAG_ID)
