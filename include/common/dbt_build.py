@@ -6,8 +6,8 @@ scheduler). One `dbt build` is as fast as dbt itself, and keeps what the per-mod
 
 - **Each model's outcome**: every model, seed and snapshot the selection builds is an Asset in the
   task's outlets (include/common/dbt_tasks.py resolves them from the manifest), so each one's updates
-  show in the UI's Assets view; the task's log and its XCom
-  `dbt_results` (every node with its status, failed tries included) show the rest.
+  show in the UI's Assets view; the task's log and its XCom `dbt_results` (every node with its
+  status, failed tries included) show the rest.
 - **Tests gate what follows them**: dbt builds nothing downstream of a failed test. The task then
   fails with an error that names each failed node (for a test, the model it tests) and what dbt did
   not build because of it.
