@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench.inputs import BENCH_DIR
-from include.common.dbt_manifest import ensure_manifest
+from include.common.dbt_manifest import ensure_manifest, project_config
 from include.common.project import DBT_PROJECT_DIR
 
 PROJECTS_DIR = BENCH_DIR / "dbt"
@@ -29,7 +29,7 @@ SOURCE_YAML = DBT_PROJECT_DIR / "models" / "staging" / "_sources.yml"  # the tem
 PROJECT_YAML = """\
 name: bench_{models}_models
 version: "1.0.0"
-profile: user_processing
+profile: {profile}
 model-paths: ["models"]
 flags:
   send_anonymous_usage_stats: false
@@ -116,7 +116,9 @@ def generate(models: int) -> Path:
         return "\n    union all\n".join(UNION_PART.format(model=model) for model in upstream(index))
 
     files: dict[str, str] = {
-        "dbt_project.yml": PROJECT_YAML.format(models=models),
+        "dbt_project.yml": PROJECT_YAML.format(
+            models=models, profile=project_config(DBT_PROJECT_DIR)["profile"]
+        ),
         "profiles.yml": (DBT_PROJECT_DIR / "profiles.yml").read_text(),
         "models/staging/_sources.yml": SOURCE_YAML.read_text(),
     }

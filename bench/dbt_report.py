@@ -7,7 +7,7 @@ from pathlib import Path
 
 from bench.dbt_scaling import overhead_per_model, times_floor
 from bench.report import markdown_table, mb
-from include.user_processing.settings import DBT_MODE
+from include.common.dbt_tasks import DBT_MODE
 
 TARGET_MODELS = 200
 TARGET_RATIO = 1.5  # the template's mode against one `dbt build`, at TARGET_MODELS models, under a scheduler
@@ -171,7 +171,7 @@ METHOD = """## How it is measured
 - **Under a real scheduler** (the figure, `wall_seconds` in the JSON): the services `make ui` runs
   (scheduler, dag-processor, triggerer, api-server; LocalExecutor with Airflow's default
   parallelism; scripts/ui.py), started for each run, with bench/dbt_dag/dbt_scaling.py as the
-  only DAG: the template's own dbt task group (`dbt_transforms.transform_users`) for that project
+  only DAG: the template's own dbt task group (`dbt_tasks.dbt_task_group`) for that project
   and way. The run is triggered through the REST API; its time is the dbt task group's, from its
   task instances: the first one's start to the last one's end.
 - **Under `airflow dags test`** (the second table): the same DAG, one task at a time in one

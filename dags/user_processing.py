@@ -5,19 +5,20 @@ Fetches users from a randomuser.me-style API and upserts them into the warehouse
 
 ```
 create_table >> is_api_available >> extract_user >> process_user >> store_user >> transform_users
- (Postgres DDL)   (HttpSensor)       (API -> JSON)   (JSON -> CSV)   (CSV -> users)  (dbt, via Cosmos)
+ (Postgres DDL)   (HttpSensor)       (API -> JSON)   (JSON -> CSV)   (CSV -> users)  (dbt)
 ```
 
 - Connections: `postgres` (the warehouse) and `user_api` (HTTP).
 - Each logical date fetches its own, reproducible set of users (the API's `seed`); re-running a date
   changes nothing. Param `users` sets how many users a run fetches.
-- `transform_users` runs dbt_project/ (staging and marts models, their tests): one `dbt build`,
-  each model an Asset it updates (or a task per model: dbt_mode, include/user_processing/dbt_transforms.py).
+- `transform_users` builds and tests the dbt models that `users` feeds (settings.DBT_SELECT: the
+  staging and marts models, their tests): one `dbt build`, each model an Asset it updates (or a
+  Cosmos task per model: `[dbt] mode`, include/common/dbt_tasks.py).
 - Tasks hand files over through the run folder (include/common/run_folder.py), never
   through a worker's local disk; so each task can also be run alone with `airflow tasks test`.
 
-The logic lives in include/user_processing/ (one module per task: extract, process, store,
-dbt_transforms), the pieces every DAG shares in include/common/; this file only wires the tasks.
+The logic lives in include/user_processing/ (one module per task: extract, process, store), the
+pieces every DAG shares (dbt's tasks among them) in include/common/; this file only wires the tasks.
 """
 
 from __future__ import annotations
@@ -29,12 +30,13 @@ from airflow.sdk import ExceptionRetryPolicy, Param, RetryAction, RetryRule, cha
 
 from include.common.assets import USERS_ASSET
 from include.common.dag_defaults import default_args
+from include.common.dbt_tasks import dbt_task_group
 from include.common.project import WAREHOUSE_CONN_ID
-from include.user_processing import dbt_transforms
 from include.user_processing.errors import FAIL_FAST_ERRORS
 from include.user_processing.fields import users_table_sql
 from include.user_processing.settings import (
     DAG_ID,
+    DBT_SELECT,
     DEFAULT_USERS_PER_RUN,
     MAX_ACTIVE_RUNS,
     SENSOR_POKE_INTERVAL,
@@ -122,8 +124,8 @@ def user_processing():
 
         return asdict(store.store_run_csv(run_folder.folder_for(context), warehouse.connect))
 
-    # dbt_project/, run the way [user_processing] dbt_mode says: one `dbt build` by default.
-    transform_users = dbt_transforms.transform_users()
+    # The dbt models users feeds, run the way [dbt] mode says: one `dbt build` by default.
+    transform_users = dbt_task_group(DBT_SELECT, group_id="transform_users")
 
     chain(create_table, is_api_available, extract_user(), process_user(), store_user(), transform_users)
 

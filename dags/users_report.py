@@ -1,15 +1,16 @@
 """
 ### users_report
 
-After every load of `users`, a report of the dbt marts: `summary.md` (users by country and by
-registration year) and two bar charts, written to this run's folder:
+Once dbt has rebuilt the marts, a report of them: `summary.md` (users by country and by registration
+year) and two bar charts, written to this run's folder:
 
     <run folder url>/users_report/logical_date=<YYYYMMDDTHHMMSS>/
 
-- Scheduled on the `users` Asset that user_processing's `store_user` updates: no cron, it runs when
-  there is new data. Several loads in a row make one report.
-- `wait_for_marts` waits until dbt has rebuilt the marts after that load (store_user runs before
-  dbt), then `write_report` reads them.
+- Scheduled on the Assets of the two dbt marts it reads (`users_by_country` and
+  `users_by_registration_year`, from the dbt manifest): it runs when dbt has rebuilt both, in either
+  dbt mode, whichever DAG built them. No cron, no sensor: the Asset events say the marts are ready.
+  Several builds in a row make one report.
+- `write_report` reads both marts in one snapshot and writes the files.
 
 The logic lives in include/users_report/report.py; this file only wires the tasks.
 """
@@ -19,14 +20,14 @@ from __future__ import annotations
 import pendulum
 from airflow.sdk import dag, task
 
-from include.common.assets import USERS_ASSET
+from include.common.assets import dbt_model_assets
 from include.common.dag_defaults import default_args
-from include.users_report.settings import DAG_ID, MARTS_POKE_INTERVAL, MARTS_TIMEOUT
+from include.users_report.settings import DAG_ID, MARTS
 
 
 @dag(
     dag_id=DAG_ID,
-    schedule=[USERS_ASSET],
+    schedule=dbt_model_assets(*MARTS),  # a list: once every one of them was updated
     start_date=pendulum.datetime(2024, 1, 1, tz="UTC"),
     catchup=False,
     max_active_runs=1,
@@ -35,15 +36,6 @@ from include.users_report.settings import DAG_ID, MARTS_POKE_INTERVAL, MARTS_TIM
     default_args=default_args(DAG_ID),
 )
 def users_report():
-    @task.sensor(poke_interval=MARTS_POKE_INTERVAL, timeout=MARTS_TIMEOUT, mode="reschedule")
-    def wait_for_marts() -> bool:
-        """Done once both marts were built after the last change to `users`."""
-        from include.common import warehouse
-        from include.users_report import report
-
-        with warehouse.connect() as conn:
-            return report.marts_are_fresh(conn)
-
     @task
     def write_report(**context) -> dict:
         """Read the marts, write summary.md and the charts into this run's folder."""
@@ -54,7 +46,7 @@ def users_report():
             marts = report.read_marts(conn)
         return report.write_report(run_folder.folder_for(context), marts)
 
-    wait_for_marts() >> write_report()
+    write_report()
 
 
 users_report()

@@ -3,8 +3,8 @@
 - ``ThrowawayPostgres``: a private PostgreSQL cluster from the locally installed server binaries,
   listening on a free 127.0.0.1 port, deleted when stopped.
 - ``StandInUserApi``: the bundled randomuser.me stand-in (scripts/standin_user_api) as a process.
-- ``local_airflow``: both of the above plus a migrated Airflow home, with two databases as in the
-  Docker stack: `airflow` (Airflow's metadata) and `warehouse` (where the users land).
+- ``local_airflow``: both of the above plus a migrated Airflow home with the project's pools, and two
+  databases as in the Docker stack: `airflow` (Airflow's metadata) and `warehouse` (the users).
 """
 
 from __future__ import annotations
@@ -298,7 +298,7 @@ LOCAL_RUN_OWNS = frozenset(
 # but which your shell may override in a local run (e.g. AIRFLOW_CONN_USER_API at another API).
 TEMPLATE_SETTINGS = stack_settings() - LOCAL_RUN_OWNS
 # What your shell may always set in a local run: connections, variables and the template's own options.
-SHELL_SETTINGS = ("AIRFLOW_CONN_", "AIRFLOW_VAR_", "AIRFLOW__USER_PROCESSING__")
+SHELL_SETTINGS = ("AIRFLOW_CONN_", "AIRFLOW_VAR_", "AIRFLOW__USER_PROCESSING__", "AIRFLOW__DBT__")
 
 
 def without_airflow_settings(environ: dict[str, str]) -> dict[str, str]:
@@ -342,9 +342,10 @@ def airflow_env(
 
     From lowest to highest precedence: the template's defaults (below), `user_settings`
     (airflow.env, when it exists), then your shell for connections (AIRFLOW_CONN_*), variables
-    (AIRFLOW_VAR_*) and any option the two set. Your shell's other Airflow options stay out (say, an
-    executor meant for another Airflow), and so does anything that would point the run away from
-    its throwaway services (LOCAL_RUN_OWNS). `shell=None` is this process's environment.
+    (AIRFLOW_VAR_*), the template's options (SHELL_SETTINGS) and any option the two set. Your
+    shell's other Airflow options stay out (say, an executor meant for another Airflow), and so does
+    anything that would point the run away from its throwaway services (LOCAL_RUN_OWNS).
+    `shell=None` is this process's environment.
     """
     shell = dict(os.environ) if shell is None else shell
     defaults = {
@@ -365,11 +366,7 @@ def airflow_env(
     from_shell = sorted(
         key
         for key in shell
-        if key not in LOCAL_RUN_OWNS
-        and (
-            key in overridable
-            or key.startswith(("AIRFLOW_CONN_", "AIRFLOW_VAR_", "AIRFLOW__USER_PROCESSING__"))
-        )
+        if key not in LOCAL_RUN_OWNS and (key in overridable or key.startswith(SHELL_SETTINGS))
     )
     env = without_airflow_settings(shell)
     env.update(defaults)
@@ -403,6 +400,22 @@ class LocalAirflow:
         return subprocess.run([str(Path(sys.executable).parent / "airflow"), *args], env=self.env, **kwargs)
 
 
+def create_pools(env: dict[str, str]) -> None:
+    """The project's Airflow pools (include/common/pools.py), in the metadata database of `env`."""
+    created = subprocess.run(
+        [sys.executable, "-m", "include.common.pools"],
+        env=env,
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if created.returncode != 0:
+        raise RuntimeError(
+            f"creating the Airflow pools failed:\n{created.stdout[-3000:]}{created.stderr[-3000:]}"
+        )
+
+
 @contextmanager
 def local_airflow(*user_api_args: str, **env_options) -> Iterator[LocalAirflow]:
     """Throwaway PostgreSQL + stand-in API + a migrated Airflow home; all removed on exit.
@@ -427,6 +440,7 @@ def local_airflow(*user_api_args: str, **env_options) -> Iterator[LocalAirflow]:
                 raise RuntimeError(
                     f"airflow db migrate failed:\n{migrated.stdout[-3000:]}{migrated.stderr[-3000:]}"
                 )
+            create_pools(local.env)
             yield local
     finally:
         shutil.rmtree(airflow_home, ignore_errors=True)

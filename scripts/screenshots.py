@@ -22,6 +22,7 @@ from pathlib import Path
 
 from playwright.sync_api import Error as PlaywrightError
 
+from include.common.dbt_manifest import project_config
 from scripts.airflow_api import AirflowApi
 from scripts.browser import browser_page, expand_all_task_groups, logged_in_page
 from scripts.local_env import DBT_BIN, LOCAL_DIR, REPO_ROOT, dbt_env, free_port
@@ -149,7 +150,8 @@ def _dbt_lineage(warehouse_uri: str) -> None:
                 page.set_viewport_size({"width": 1400, "height": 800})
                 for _ in range(30):  # until dbt docs serve answers
                     try:
-                        page.goto(f"http://127.0.0.1:{port}/#!/model/model.user_processing.dim_users")
+                        project = project_config(REPO_ROOT / "dbt_project")["name"]
+                        page.goto(f"http://127.0.0.1:{port}/#!/model/model.{project}.dim_users")
                         break
                     except PlaywrightError:
                         time.sleep(1)

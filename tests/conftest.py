@@ -3,7 +3,8 @@
 - ``postgres``: one throwaway PostgreSQL cluster (scripts/local_env.py) for the whole session.
 - ``warehouse_uri``: its `warehouse` database, what the Airflow connection `postgres` points at.
 - ``user_api``: the stand-in randomuser.me API as a real HTTP server process, faults cleared per test.
-- ``airflow``: one migrated Airflow home (metadata DB in the same cluster) and a CLI runner for it.
+- ``airflow``: one migrated Airflow home (metadata DB in the same cluster, the project's pools) and a
+  CLI runner for it.
 - ``dbt``: the dbt CLI of .venv-dbt, pointed at the warehouse through dbt_project/profiles.yml.
 """
 
@@ -28,7 +29,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from include.common.dbt_manifest import ensure_manifest
+from include.common.dbt_manifest import read_manifest
 from scripts.local_env import (
     DBT_BIN,
     REPO_ROOT,
@@ -36,6 +37,7 @@ from scripts.local_env import (
     StandInUserApi,
     ThrowawayPostgres,
     airflow_env,
+    create_pools,
     dbt_env,
     isolated,
 )
@@ -51,7 +53,12 @@ def dbt_manifest() -> dict:
     """The dbt project as dbt reads it (its manifest, rebuilt first if the project changed): what the
     tests expect of the dbt part grows with the project. Built on first use, not when this file is
     imported, so the tests that need no dbt (tests/unit) run without dbt's virtualenv."""
-    return json.loads(ensure_manifest().read_text())
+    return read_manifest()
+
+
+def dbt_project_name() -> str:
+    """The dbt project's name (dbt_project.yml), the middle of its nodes' ids: model.<name>.stg_users."""
+    return dbt_manifest()["metadata"]["project_name"]
 
 
 # Airflow reads its configuration on first import: give this process its own home, never ~/airflow.
@@ -208,6 +215,18 @@ class AirflowCli:
         """How many times each task of the latest run for `logical_date` ran (its try_number)."""
         return self._of_latest_run("try_number", logical_date, dag_id)
 
+    def asset_events(self, logical_date: str, dag_id: str = DAG_ID) -> set[str]:
+        """The URIs of the Asset events the latest run for `logical_date` emitted."""
+        with psycopg.connect(self.metadata_uri) as conn:
+            rows = conn.execute(
+                "SELECT asset.uri FROM asset_event JOIN asset ON asset.id = asset_event.asset_id"
+                " WHERE asset_event.source_dag_id = %s AND asset_event.source_run_id = ("
+                "   SELECT run_id FROM dag_run WHERE dag_id = %s AND logical_date = %s::timestamptz"
+                "   ORDER BY id DESC LIMIT 1)",
+                (dag_id, dag_id, f"{logical_date}T00:00:00+00:00"),
+            ).fetchall()
+        return {row[0] for row in rows}
+
     def _of_latest_run(self, column: str, logical_date: str, dag_id: str) -> dict:
         query = sql.SQL(
             """
@@ -244,6 +263,7 @@ def airflow(
     cli = AirflowCli(settings.env, metadata_uri)
     migrated = cli.run("db", "migrate")
     assert migrated.returncode == 0, migrated.stdout + migrated.stderr
+    create_pools(cli.env)
     return cli
 
 
@@ -285,14 +305,8 @@ def copy_project(destination: Path) -> dict[str, str]:
 
 
 def relation_rows(conn: psycopg.Connection, relation: str) -> list[tuple]:
-    """Every row of a table or view, sorted, for before/after comparisons of the data.
-
-    A mart's `built_at` (when dbt last rebuilt it) is left out: it is not data, and it moves on
-    every build.
-    """
-    cursor = conn.execute(f"SELECT * FROM {relation}")  # noqa: S608 - test-only
-    keep = [i for i, column in enumerate(cursor.description) if column.name != "built_at"]
-    return sorted((tuple(row[i] for i in keep) for row in cursor.fetchall()), key=repr)
+    """Every row of a table or view, sorted, for before/after comparisons of the data."""
+    return sorted(conn.execute(f"SELECT * FROM {relation}").fetchall(), key=repr)  # noqa: S608 - test-only
 
 
 def users_in(

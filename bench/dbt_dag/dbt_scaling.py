@@ -1,8 +1,9 @@
 """The template's dbt task group over a generated dbt project, for `make bench` (bench/dbt_scaling.py).
 
-Built by the very function dags/user_processing.py uses (dbt_transforms.transform_users), for the
-project in BENCH_DBT_PROJECT and the way in BENCH_DBT_MODE: a mode the template offers ("build",
-"local"), or "watcher", Cosmos' ExecutionMode.WATCHER, measured though not offered. Not in dags/,
+Built by the very function dags/user_processing.py uses (dbt_tasks.dbt_task_group, selecting the
+whole project), for the project in BENCH_DBT_PROJECT and the way in BENCH_DBT_MODE: a mode the
+template offers ("build", "local"), or "watcher", Cosmos' ExecutionMode.WATCHER, measured though not
+offered. Not in dags/,
 so it never reaches a real deployment, nor the no-op DAG's folder (bench/dags/).
 
 In the watcher mode the group's first tasks wait for Cosmos' producer (the one `dbt build`): under
@@ -18,10 +19,11 @@ from pathlib import Path
 import pendulum
 from airflow.sdk import dag
 
-from include.common.dbt_manifest import ensure_manifest
-from include.user_processing import dbt_transforms
+from include.common import dbt_tasks
+from include.common.dbt_manifest import ensure_manifest, project_config
+from include.common.project import DBT_PROJECT_DIR
 
-PROJECT = Path(os.environ.get("BENCH_DBT_PROJECT", dbt_transforms.DBT_PROJECT_DIR))
+PROJECT = Path(os.environ.get("BENCH_DBT_PROJECT", DBT_PROJECT_DIR))
 MODE = os.environ.get("BENCH_DBT_MODE", "build")
 
 
@@ -34,12 +36,12 @@ MODE = os.environ.get("BENCH_DBT_MODE", "build")
     default_args={"owner": "data-engineering", "retries": 1},
 )
 def bench_dbt():
-    if MODE in dbt_transforms.MODES:
-        dbt_transforms.transform_users("transform", PROJECT, MODE)
+    if MODE in dbt_tasks.MODES:
+        dbt_tasks.dbt_task_group(f"package:{project_config(PROJECT)['name']}", "transform", PROJECT, MODE)
         return
     from cosmos import DbtTaskGroup
 
-    args = dbt_transforms.cosmos_task_group_args(PROJECT, ensure_manifest(PROJECT), MODE)
+    args = dbt_tasks.cosmos_task_group_args(PROJECT, ensure_manifest(PROJECT), MODE)
     group = DbtTaskGroup(group_id="transform", **args)
     producer = group.children.get("transform.dbt_producer_watcher")
     if producer is not None:

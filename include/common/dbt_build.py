@@ -1,12 +1,13 @@
-"""One `dbt build` of a whole dbt project as one Airflow task; a retry of it is `dbt retry`.
+"""One `dbt build --select <a DAG's selection>` as one Airflow task; a retry of it is `dbt retry`.
 
 Why one task and not one per model: each dbt process costs seconds of start-up and parsing, so a
 task per model spends most of a run starting dbt (docs/dbt.md has the numbers, under a real
 scheduler). One `dbt build` is as fast as dbt itself, and keeps what the per-model tasks gave:
 
-- **Each model's outcome**: every model, seed and snapshot of the manifest is an Asset in the task's
-  outlets, so each one's updates show in the UI's Assets view; the task's log and its XCom
-  `dbt_results` (every node with its status, failed tries included) show the rest.
+- **Each model's outcome**: every model, seed and snapshot the selection builds is an Asset in the
+  task's outlets (include/common/dbt_tasks.py resolves them from the manifest), so each one's updates
+  show in the UI's Assets view; the task's log and its XCom `dbt_results` (every node with its
+  status, failed tries included) show the rest.
 - **Tests gate what follows them**: dbt builds nothing downstream of a failed test. The task then
   fails with an error that names each failed node (for a test, the model it tests) and what dbt did
   not build because of it.
@@ -31,14 +32,11 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import Asset, BaseOperator
-
-from include.common.assets import warehouse_relation
+from airflow.sdk import BaseOperator
 
 if TYPE_CHECKING:
     from cosmos.config import ProfileConfig
 
-BUILT = ("model", "seed", "snapshot")  # the nodes that build a table or view: each is an Asset
 FAILED = ("error", "fail", "runtime error")
 RUN_RESULTS = "run_results.json"
 PARTIAL_PARSE = "partial_parse.msgpack"
@@ -48,34 +46,33 @@ class DbtBuildFailed(Exception):
     """dbt built part of the project: the message names what failed and what was not built."""
 
 
-def model_assets(manifest: dict) -> list[Asset]:
-    """An Asset per model, seed and snapshot of the manifest: the relation it builds."""
-    return [
-        warehouse_relation(node["schema"], node.get("alias") or node["name"])
-        for node in manifest["nodes"].values()
-        if node["resource_type"] in BUILT
-    ]
-
-
 class DbtBuildOperator(BaseOperator):
-    """`dbt build` of the project in `project_dir`; on a later try of the same run, `dbt retry`."""
+    """`dbt build --select <select>` of the project in `project_dir`; on a later try of the same run,
+    `dbt retry`. Its outlets are the Assets of what `select` builds (include/common/dbt_tasks.py)."""
 
     ui_color = "#ff694b"  # dbt's orange
 
     def __init__(
-        self, *, project_dir: Path, manifest: Path, profile_config: ProfileConfig, dbt: Path, **kwargs: Any
+        self,
+        *,
+        select: str,
+        project_dir: Path,
+        manifest: Path,
+        profile_config: ProfileConfig,
+        dbt: Path,
+        **kwargs: Any,
     ) -> None:
+        super().__init__(**kwargs)
+        self.select = select
         self.project_dir = Path(project_dir)
         self.profile_config = profile_config
         self.dbt = Path(dbt)
         self.manifest = Path(manifest)
-        nodes = json.loads(self.manifest.read_text())
-        super().__init__(outlets=model_assets(nodes), **kwargs)
 
     def execute(self, context: Any) -> None:
         from include.common import run_folder  # the run's folder, shared by every worker
 
-        kept = run_folder.folder_for(context) / "dbt" / RUN_RESULTS
+        kept = run_folder.folder_for(context) / "dbt" / self.task_id / RUN_RESULTS  # this task's, this run's
         retry = context["ti"].try_number > 1 and kept.exists()
         with (
             tempfile.TemporaryDirectory(prefix="dbt-target-") as temporary,
@@ -88,7 +85,8 @@ class DbtBuildOperator(BaseOperator):
             if retry:
                 self.log.info("Try %d: `dbt retry` of what failed in %s", context["ti"].try_number, kept)
                 (target / RUN_RESULTS).write_bytes(kept.read_bytes())
-            returncode = self._dbt("retry" if retry else "build", target, profile.parent, profile_env)
+            command = ["retry"] if retry else ["build", "--select", *self.select.split()]
+            returncode = self._dbt(command, target, profile.parent, profile_env)
             results = self._results(target / RUN_RESULTS, kept)
             if (target / PARTIAL_PARSE).exists():  # for the next run on this machine
                 cache.parent.mkdir(parents=True, exist_ok=True)
@@ -105,9 +103,9 @@ class DbtBuildOperator(BaseOperator):
         key = hashlib.sha256(str(self.project_dir.resolve()).encode()).hexdigest()[:16]
         return Path(tempfile.gettempdir()) / "dbt-build-cache" / key / PARTIAL_PARSE
 
-    def _dbt(self, command: str, target: Path, profiles_dir: Path, profile_env: dict[str, str]) -> int:
+    def _dbt(self, command: list[str], target: Path, profiles_dir: Path, profile_env: dict[str, str]) -> int:
         """Run dbt, its output line by line into the task's log; returns its exit code."""
-        argv = [str(self.dbt), "--no-use-colors", command, "--project-dir", str(self.project_dir)]
+        argv = [str(self.dbt), "--no-use-colors", *command, "--project-dir", str(self.project_dir)]
         argv += ["--profiles-dir", str(profiles_dir), "--target-path", str(target), "--log-path", str(target)]
         env = {**os.environ, **profile_env, "DBT_SEND_ANONYMOUS_USAGE_STATS": "0"}
         self.log.info("Running %s", " ".join(argv))

@@ -1,10 +1,10 @@
 """The dbt manifest follows the dbt project: rebuilt whenever anything dbt reads has changed.
 
-Cosmos renders one Airflow task per dbt node from dbt_project/target/manifest.json, so a stale
-manifest means a new model silently gets no task. `ensure_manifest` compares a fingerprint of
-every file dbt reads (any depth under the project's model, seed, snapshot, macro, test, analysis
-and docs paths, dbt_project.yml, profiles.yml, packages and their lock, local packages, the dbt
-version) with the one the manifest was built from, and only when they differ runs:
+The DAGs' dbt tasks and their Assets are rendered from dbt_project/target/manifest.json, so a stale
+manifest means a new model silently gets no task and no Asset. `ensure_manifest` compares a
+fingerprint of every file dbt reads (any depth under the project's model, seed, snapshot, macro,
+test, analysis and docs paths, dbt_project.yml, profiles.yml, packages and their lock, local
+packages, the dbt version) with the one the manifest was built from, and only when they differ runs:
 
 - `dbt deps`, when the project declares packages (packages.yml or dependencies.yml) and they
   changed: packages are installed once, here, never by the dbt tasks. Local packages become
@@ -13,10 +13,10 @@ version) with the one the manifest was built from, and only when they differ run
   half a manifest). dbt's warnings about the project are passed on, not hidden.
 
 It runs in `make install` (and every make target that needs dbt), in airflow-init, in the project
-image's build (Dockerfile), and each time the DAG is parsed (include/user_processing/dbt_transforms.py):
+image's build (Dockerfile), and each time a DAG with dbt tasks is parsed (include/common/dbt_tasks.py):
 when nothing changed it only hashes the project's files (docs/dbt.md says what that costs). Where the
 project is read-only (in the image) a stale manifest is an error, never a rebuild. Standard library
-and PyYAML only, so the DAG file may call it.
+and PyYAML only, so a DAG file may call it.
 
     python -m include.common.dbt_manifest [PROJECT_DIR]    # what make dbt-parse and airflow-init run
 """
@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
+import json
 import logging
 import os
 import shutil
@@ -103,6 +104,11 @@ def ensure_manifest(project_dir: Path = DBT_PROJECT_DIR, dbt: Path = DBT_EXECUTA
     return manifest
 
 
+def read_manifest(project_dir: Path = DBT_PROJECT_DIR) -> dict:
+    """The project's manifest as dbt wrote it (rebuilt first if the project changed)."""
+    return json.loads(ensure_manifest(project_dir).read_text())
+
+
 def fingerprint(project_dir: Path, dbt: Path = DBT_EXECUTABLE) -> str:
     """A digest of every file dbt reads in the project, with the dbt version."""
     digest = hashlib.sha256(_dbt_version(dbt).encode())
@@ -117,7 +123,7 @@ def install_packages(project_dir: Path, dbt: Path = DBT_EXECUTABLE) -> None:
     declared = [project_dir / name for name in PACKAGE_FILES if (project_dir / name).exists()]
     if not any(path.name != "package-lock.yml" for path in declared):
         return
-    folder = project_dir / _config(project_dir).get("packages-install-path", "dbt_packages")
+    folder = project_dir / project_config(project_dir).get("packages-install-path", "dbt_packages")
     if _read(folder / DEPS_FINGERPRINT) == _packages_digest(project_dir):
         return
     result = _dbt(dbt, "deps", project_dir)
@@ -179,7 +185,7 @@ def _inputs(project_dir: Path) -> Iterator[Path]:
     for name in PROJECT_FILES:
         if (project_dir / name).is_file():
             yield project_dir / name
-    config = _config(project_dir)
+    config = project_config(project_dir)
     folders = {
         folder for key, default in DEFAULT_PATHS.items() for folder in (config.get(key) or default)
     } | set(config.get("docs-paths") or ())
@@ -198,7 +204,8 @@ def _inputs(project_dir: Path) -> Iterator[Path]:
                 yield from (Path(parent) / name for name in files if not name.startswith("."))
 
 
-def _config(project_dir: Path) -> dict:
+def project_config(project_dir: Path) -> dict:
+    """dbt_project.yml as a mapping ({} when it is missing or broken: dbt then says what is wrong)."""
     return _yaml(project_dir / "dbt_project.yml")
 
 

@@ -2,7 +2,8 @@
 
 A DAG `my_dag` reads `[my_dag] option` (the environment variable AIRFLOW__MY_DAG__OPTION, a line in
 airflow.env, or airflow.cfg), with its default written where it is read. Each DAG package keeps its
-options in one settings.py that uses these, so all of a DAG's knobs are in one place.
+options in one settings.py that uses these, so all of a DAG's knobs are in one place. What the
+whole project shares has a section of its own, read where it is used: `[dbt] mode` (dbt_tasks.py).
 """
 
 from __future__ import annotations

@@ -7,7 +7,6 @@ Modules, in the order the DAG uses them (one per task; what every DAG shares is 
 - ``extract``: extract_user: the API's pages into the run folder (``run_files`` names the files).
 - ``process``: process_user: API users -> users.csv (pandas); the fast paths are in ``fast_paths``.
 - ``store``: store_user: users.csv -> the ``users`` table (COPY, then one upsert, in one transaction).
-- ``dbt_transforms``: transform_users: how Cosmos runs dbt_project/.
 - ``errors``: the errors that fail a task at once instead of retrying it.
 
 Importing this package is cheap: heavy libraries (pandas, psycopg, requests) are imported by the

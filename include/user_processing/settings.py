@@ -3,12 +3,12 @@
 Options come from the [user_processing] section (include/common/settings.py): override one from the
 environment or airflow.env, e.g. AIRFLOW__USER_PROCESSING__SENSOR_TIMEOUT=900. The options every DAG
 has (retries, retry_delay, task_timeout) are read by include/common/dag_defaults.py.
-What every pipeline shares (paths, the warehouse connection, dbt) is in include/common/.
+What every pipeline shares (paths, the warehouse connection, dbt and its mode) is in include/common/.
 """
 
 from __future__ import annotations
 
-from include.common.settings import integer, seconds, text
+from include.common.settings import integer, seconds
 
 DAG_ID = "user_processing"
 
@@ -22,9 +22,8 @@ MAX_USERS_PER_PAGE = 5000
 DEFAULT_USERS_PER_RUN = 100
 
 # How many runs may be active at once (the DAG's max_active_runs): 1, one logical date after the
-# other. Above 1, runs extract, process and load side by side (loads queue on an advisory lock, store.py),
-# and each run's dbt tasks wait for the previous logical date's (depends_on_past, wait_for_downstream):
-# two runs building the same dbt tables at once would clash.
+# other. Above 1, runs extract, process and load side by side (loads queue on an advisory lock, store.py);
+# their dbt tasks take turns in the dbt pool (include/common/pools.py), as a backfill's do.
 MAX_ACTIVE_RUNS = integer(DAG_ID, "max_active_runs", 1)
 
 SENSOR_POKE_INTERVAL = seconds(DAG_ID, "sensor_poke_interval", 30)
@@ -32,6 +31,7 @@ SENSOR_TIMEOUT = seconds(DAG_ID, "sensor_timeout", 10 * 60)  # then the run fail
 # Retries of one page request inside extract_user (user_api.RequestRetries), before the task fails.
 REQUEST_MAX_ATTEMPTS = integer(DAG_ID, "request_max_attempts", 5)
 REQUEST_FIRST_WAIT = seconds(DAG_ID, "request_first_wait", 2)  # then doubling, at most 60 s apart
-# How the dbt project runs: "build" (one `dbt build`), "local" (a task per model) or "watcher";
-# include/user_processing/dbt_transforms.py says what each keeps, docs/dbt.md what each costs.
-DBT_MODE = text(DAG_ID, "dbt_mode", "build")
+# The dbt models this DAG builds and tests, in dbt's --select syntax: what its load feeds (the
+# source table `users` and everything downstream of it) and what those models need (`@`: seeds, other
+# tables they join). A model that reads only another table is built by the DAG that loads it.
+DBT_SELECT = "@source:warehouse.users"

@@ -1,10 +1,8 @@
 """users_report: the dbt marts -> a summary a person reads (summary.md) and two bar charts (SVG).
 
-The report runs after each load of `users` (an Asset event from store_user), but dbt rebuilds the
-marts after that load, in the same user_processing run. So the report first waits until both marts
-were built after the last change to `users` (`built_at` against `loaded_at`, both the warehouse's
-clock), then reads them. A load that changed nothing leaves `loaded_at` alone, so the marts already
-built count as fresh.
+The report runs once dbt has rebuilt both marts (their Asset events: the DAG's schedule), so it reads
+them as they are: nothing to wait for. It reads the relations the dbt manifest says the models
+build (include/common/assets.py), so a mart's schema or alias is declared in dbt only.
 
 Plain Python over a psycopg connection: the DAG hands in include.common.warehouse.connect(). The charts
 are hand-written SVG (text, no plotting library): readable in a browser or on GitHub, and testable.
@@ -16,16 +14,15 @@ from dataclasses import dataclass
 from html import escape
 from typing import TYPE_CHECKING
 
-from psycopg import errors, sql
+from psycopg import sql
 
-from include.common.project import DBT_SCHEMA, USERS_TABLE
+from include.common.assets import dbt_model_relation
+from include.users_report.settings import BY_COUNTRY_MART, BY_YEAR_MART
 
 if TYPE_CHECKING:
     import psycopg
     from airflow.sdk import ObjectStoragePath
 
-BY_COUNTRY = sql.Identifier(DBT_SCHEMA, "users_by_country")
-BY_YEAR = sql.Identifier(DBT_SCHEMA, "users_by_registration_year")
 SUMMARY_FILE = "summary.md"
 COUNTRY_CHART_FILE = "users_by_country.svg"
 YEAR_CHART_FILE = "users_by_registration_year.svg"
@@ -41,31 +38,19 @@ class Marts:
         return sum(users for _, users, _ in self.by_country)
 
 
-def marts_are_fresh(conn: psycopg.Connection) -> bool:
-    """True once both marts were built after the last change to `users` (False while they are missing)."""
-    query = sql.SQL(
-        "WITH last_load AS (SELECT max(loaded_at) AS at FROM {users})"
-        " SELECT (SELECT min(built_at) FROM {by_country}) >= at"
-        " AND (SELECT min(built_at) FROM {by_year}) >= at FROM last_load"
-    ).format(by_country=BY_COUNTRY, by_year=BY_YEAR, users=sql.Identifier(USERS_TABLE))
-    try:
-        return bool(conn.execute(query).fetchone()[0])
-    except errors.UndefinedTable:  # dbt has not built them yet
-        conn.rollback()
-        return False
-
-
 def read_marts(conn: psycopg.Connection) -> Marts:
     """Both marts, read in one snapshot so the two agree."""
+    country_mart = sql.Identifier(*dbt_model_relation(BY_COUNTRY_MART))
+    year_mart = sql.Identifier(*dbt_model_relation(BY_YEAR_MART))
     with conn.transaction():
         conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
         by_country = conn.execute(
             sql.SQL("SELECT country, users, share_pct FROM {} ORDER BY users DESC, country").format(
-                BY_COUNTRY
+                country_mart
             )
         ).fetchall()
         by_year = conn.execute(
-            sql.SQL("SELECT registration_year, users FROM {} ORDER BY registration_year").format(BY_YEAR)
+            sql.SQL("SELECT registration_year, users FROM {} ORDER BY registration_year").format(year_mart)
         ).fetchall()
     return Marts(
         by_country=[(country, int(users), float(share)) for country, users, share in by_country],

@@ -1,11 +1,11 @@
-"""users_report's options, section [users_report] (include/common/settings.py says how they are read)."""
+"""users_report's names, section [users_report] (include/common/settings.py says how options are read)."""
 
 from __future__ import annotations
 
-from include.common.settings import seconds
-
 DAG_ID = "users_report"
 
-# dbt builds the marts a few minutes after store_user; this long without them means dbt failed.
-MARTS_POKE_INTERVAL = seconds(DAG_ID, "marts_poke_interval", 30)
-MARTS_TIMEOUT = seconds(DAG_ID, "marts_timeout", 60 * 60)
+# The dbt models (marts) the report reads, by their dbt names: the DAG runs once both were rebuilt
+# (its schedule is their Assets), and reads the relations the dbt manifest says they build.
+BY_COUNTRY_MART = "users_by_country"
+BY_YEAR_MART = "users_by_registration_year"
+MARTS = (BY_COUNTRY_MART, BY_YEAR_MART)

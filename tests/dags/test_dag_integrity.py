@@ -9,6 +9,7 @@ import sys
 import pytest
 from airflow.dag_processing.dagbag import DagBag
 
+from include.common.pools import DEFAULT_POOL, POOLS
 from scripts.local_env import REPO_ROOT
 
 DAGS_FOLDER = REPO_ROOT / "dags"
@@ -62,6 +63,18 @@ def test_dags_are_tagged_owned_and_retried(dagbag, dag_file):
         for task in dag.tasks:
             assert task.owner not in ("", "airflow"), f"{dag.dag_id}.{task.task_id}: set an owner"
             assert task.retries >= 1, f"{dag.dag_id}.{task.task_id}: set retries (in default_args)"
+
+
+@pytest.mark.parametrize("dag_file", DAG_FILES, ids=lambda path: path.name)
+def test_every_task_runs_in_a_pool_the_project_creates(dagbag, dag_file):
+    # A task in a pool that does not exist never runs: the scheduler leaves it waiting for good.
+    created = {pool.name for pool in POOLS} | {DEFAULT_POOL}
+    for dag in dags_by_file(dagbag)[dag_file.name]:
+        for task in dag.tasks:
+            assert task.pool in created, (
+                f"{dag.dag_id}.{task.task_id} runs in the pool {task.pool!r}, which no one creates: "
+                "declare it in include/common/pools.py (POOLS)"
+            )
 
 
 @pytest.mark.parametrize("dag_file", DAG_FILES, ids=lambda path: path.name)

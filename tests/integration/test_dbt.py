@@ -2,7 +2,8 @@
 
 The default mode ("build"): one `dbt build` in one task, an Asset event per model, a failing test
 failing the task by name with nothing downstream built, a retry that runs only what failed. The
-"local" mode: a task per model. What is expected comes from the dbt manifest.
+"local" mode: a task per model, each updating the same Asset as the build mode. What is expected
+comes from the dbt manifest.
 """
 
 from __future__ import annotations
@@ -17,16 +18,29 @@ from collections import Counter
 import psycopg
 import pytest
 
-from include.common.dbt_build import model_assets
+from include.common import dbt_selection
+from include.common.assets import USERS_ASSET, dbt_node_asset
+from include.common.dbt_manifest import ensure_manifest
+from include.common.project import DBT_PROJECT_DIR
 from include.user_processing.fields import users_table_sql
+from include.user_processing.settings import DBT_SELECT
 from scripts import dbt_coverage
-from tests.conftest import AIRFLOW_BIN, DAG_ID, DBT_BUILD_TASK, SHIPPED_MODELS, dbt_manifest, relation_rows
+from tests.conftest import (
+    AIRFLOW_BIN,
+    DAG_ID,
+    DBT_BUILD_TASK,
+    SHIPPED_MODELS,
+    dbt_manifest,
+    dbt_project_name,
+    relation_rows,
+)
 from tests.integration.expected import api_users, assert_succeeded
 
 pytestmark = pytest.mark.e2e
 
 MODEL_RELATIONS = tuple(f"analytics.{model}" for model in SHIPPED_MODELS)
-LOCAL = {"AIRFLOW__USER_PROCESSING__DBT_MODE": "local"}
+LOCAL = {"AIRFLOW__DBT__MODE": "local"}
+PROJECT = dbt_project_name()
 # A row no API would send: stg_users only accepts gender male or female.
 BAD_USER_ID = "00000000-0000-4000-8000-0000000000fe"
 BAD_ROW = (
@@ -41,21 +55,14 @@ def expected_countries(*logical_dates: str) -> list[tuple]:
     return sorted(counts.items())
 
 
+def model_asset_uris() -> set[str]:
+    """The Assets of the models user_processing's selection builds, from the manifest."""
+    selected = dbt_selection.select(DBT_SELECT, ensure_manifest(), DBT_PROJECT_DIR)
+    return {dbt_node_asset(node).uri for node in dbt_selection.built(selected)}
+
+
 def countries_in(warehouse) -> list[tuple]:
     return sorted(warehouse.execute("SELECT country, users FROM analytics.users_by_country").fetchall())
-
-
-def asset_events(metadata_uri: str, logical_date: str) -> set[str]:
-    """The URIs of the Asset events user_processing's latest run for the date emitted."""
-    with psycopg.connect(metadata_uri) as conn:
-        rows = conn.execute(
-            "SELECT asset.uri FROM asset_event JOIN asset ON asset.id = asset_event.asset_id"
-            " WHERE asset_event.source_dag_id = %s AND asset_event.source_run_id = ("
-            "   SELECT run_id FROM dag_run WHERE dag_id = %s AND logical_date = %s::timestamptz"
-            "   ORDER BY id DESC LIMIT 1)",
-            (DAG_ID, DAG_ID, f"{logical_date}T00:00:00+00:00"),
-        ).fetchall()
-    return {row[0] for row in rows}
 
 
 def dbt_results(metadata_uri: str, logical_date: str) -> dict[str, str]:
@@ -77,9 +84,7 @@ def test_one_build_runs_every_model_and_test_updates_each_models_asset_and_rerun
     assert_succeeded(result)
     assert airflow.task_states("2024-07-01")[DBT_BUILD_TASK] == "success"
     assert dbt_coverage.tests_not_run(result.stdout + result.stderr, dbt_manifest()) == set()
-    assert asset_events(airflow.metadata_uri, "2024-07-01") >= {
-        asset.uri for asset in model_assets(dbt_manifest())
-    }
+    assert airflow.asset_events("2024-07-01") == model_asset_uris() | {USERS_ASSET.uri}
 
     assert countries_in(warehouse) == expected_countries("2024-07-01")
     users = api_users("2024-07-01")
@@ -107,14 +112,14 @@ def test_a_failing_test_fails_the_build_naming_it_and_its_model_and_nothing_down
     assert result.returncode != 0
     assert airflow.task_states("2024-07-04")[DBT_BUILD_TASK] == "failed"
     log = result.stdout + result.stderr
-    assert re.search(rf"test\.user_processing\.{FAILING_TEST}\.\w+ \(on stg_users\): fail: Got 1 result", log)
+    assert re.search(rf"test\.{PROJECT}\.{FAILING_TEST}\.\w+ \(on stg_users\): fail: Got 1 result", log)
     assert "not built because of them" in log
     # The last try's results: its `dbt retry` ran the failing test again, and held back the same.
     results = dbt_results(airflow.metadata_uri, "2024-07-04")
     assert [status for node, status in results.items() if FAILING_TEST in node] == ["fail"]
     for model in SHIPPED_MODELS[1:]:
-        assert results[f"model.user_processing.{model}"] == "skipped", model
-    assert "model.user_processing.stg_users" not in results  # built by the first try, not again
+        assert results[f"model.{PROJECT}.{model}"] == "skipped", model
+    assert f"model.{PROJECT}.stg_users" not in results  # built by the first try, not again
     assert {relation: relation_rows(warehouse, relation) for relation in MODEL_RELATIONS[1:]} == marts_before
 
 
@@ -148,7 +153,7 @@ def test_a_retry_runs_dbt_retry_only_what_failed_and_what_it_held_back(airflow, 
     assert "Try 2: `dbt retry`" in "".join(output)
     held_back = {node for node, status in first.items() if status not in ("success", "pass")}
     assert any(FAILING_TEST in node for node in held_back)
-    assert "model.user_processing.dim_users" in held_back
+    assert f"model.{PROJECT}.dim_users" in held_back
     retried = dbt_results(airflow.metadata_uri, "2024-07-05")
     assert set(retried) == held_back  # stg_users and its passing tests did not run again
     assert set(retried.values()) <= {"success", "pass"}
@@ -170,11 +175,11 @@ def test_dbt_build_on_its_own_passes_after_a_pipeline_run(airflow, warehouse, db
     docs = dbt.run("docs", "generate")
     assert docs.returncode == 0, docs.stdout[-4000:]
     catalog = json.loads((dbt.target_path / "catalog.json").read_text())
-    assert {f"model.user_processing.{model}" for model in SHIPPED_MODELS} <= set(catalog["nodes"])
+    assert {f"model.{PROJECT}.{model}" for model in SHIPPED_MODELS} <= set(catalog["nodes"])
     assert (dbt.target_path / "index.html").exists()
 
 
-def test_the_local_mode_runs_a_task_per_model_every_test_and_a_failing_test_stops_the_models_below(
+def test_the_local_mode_runs_a_task_per_model_each_updating_its_asset_and_stops_below_a_failing_test(
     airflow, warehouse
 ):
     result = airflow.dags_test("2024-07-20", env=LOCAL)
@@ -185,6 +190,8 @@ def test_the_local_mode_runs_a_task_per_model_every_test_and_a_failing_test_stop
     assert len(dbt_tasks) > len(SHIPPED_MODELS)
     assert set(dbt_tasks.values()) == {"success"}
     assert dbt_coverage.tests_not_run(result.stdout + result.stderr, dbt_manifest()) == set()
+    # Each model's task updated the model's Asset: the one the build mode updates, not a host's.
+    assert airflow.asset_events("2024-07-20") == model_asset_uris() | {USERS_ASSET.uri}
 
     warehouse.execute(BAD_ROW, (BAD_USER_ID,))
     result = airflow.dags_test("2024-07-21", env=LOCAL)

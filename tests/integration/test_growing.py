@@ -141,7 +141,8 @@ def test_every_node_of_the_grown_project_was_built(grown_run, warehouse):
     expected = {
         node["alias"]
         for node in manifest["nodes"].values()
-        if node["resource_type"] in ("model", "seed") and node["package_name"] == "user_processing"
+        if node["resource_type"] in ("model", "seed")
+        and node["package_name"] == manifest["metadata"]["project_name"]
     }
     assert {"stg_phones", "regions", "users_by_region", "stg_users", "dim_users"} <= expected
     built = {

@@ -1,8 +1,10 @@
 """`make ui` as a user runs it: start, log in with the printed password, trigger runs, Ctrl-C.
 
 One `make ui` for the module (its start-up is most of the cost), in this order:
-- through the REST API the UI itself uses: a triggered run loads exactly the served users, and the
-  `users` Asset events start users_report (the real scheduler's data-aware scheduling);
+- through the REST API the UI itself uses: the scheduled run, a triggered one and a backfill of
+  three dates at once, every run green without a dbt retry and no two dbt builds at the same time
+  (the dbt pool); the triggered run loads exactly the served users, and the marts' Asset events
+  start users_report (the real scheduler's data-aware scheduling);
 - in a real browser (Debian's Chromium, driven by Playwright), as a person clicks through it;
 - Ctrl-C: everything it started is stopped and removed.
 
@@ -27,8 +29,10 @@ import psutil
 import psycopg
 import pytest
 
+from include.common.assets import USERS_ASSET, dbt_model_assets
 from include.user_processing.settings import DEFAULT_USERS_PER_RUN
 from include.users_report.report import SUMMARY_FILE, read_marts
+from include.users_report.settings import MARTS
 from scripts.airflow_api import AirflowApi
 from scripts.browser import expand_all_task_groups, logged_in_page
 from scripts.local_env import LOCAL_DIR, REPO_ROOT, free_port
@@ -41,11 +45,14 @@ from tests.integration.ui_pages import (
     saved_on_failure,
     standin_control,
 )
+from tests.overlap import most_at_once, overlapping, span
 
 pytestmark = pytest.mark.e2e
 
 USERS = 150  # not the DAG's default, as a user would set it in the trigger form
 LOGICAL_DATE = "2024-09-01"
+BACKFILL = ("2024-10-01T00:00:00Z", "2024-10-03T00:00:00Z")  # three dates, all at once
+RUNS = 5  # the scheduled run (unpausing starts it), the triggered one, the backfill's three
 BROWSER_USERS = 120  # set in the browser's trigger form
 BROWSER_RUN = "browser_trigger"
 FAILING_RUN = "browser_garbage_from_the_api"
@@ -151,34 +158,70 @@ def ui() -> Iterator[UiSession]:
                 os.killpg(process.pid, signal.SIGKILL)
 
 
-def test_make_ui_runs_the_dag_and_the_asset_starts_users_report(ui: UiSession):
+def wait_for_runs(api: AirflowApi, dag_id: str, count: int, timeout: float) -> list[dict]:
+    """The DAG's runs, once there are `count` and every one has ended."""
+    deadline = time.monotonic() + timeout
+    while True:
+        runs = api.runs(dag_id)
+        if len(runs) >= count and all(run["state"] in ("success", "failed") for run in runs):
+            return runs
+        assert time.monotonic() < deadline, (
+            f"after {timeout:.0f} s: {[(r['run_id'], r['state']) for r in runs]}"
+        )
+        time.sleep(3)
+
+
+def test_overlapping_runs_and_a_backfill_all_succeed_with_one_dbt_build_at_a_time(ui: UiSession):
+    """As a user would: unpause (the scheduled run starts), trigger a run with its own `users`, and
+    create a backfill of three dates through the REST API at once; then users_report runs on the
+    marts' Asset events."""
     api = ui.api
     assert api.request("GET", "/api/v2/dags/user_processing")["is_paused"] is True
     api.request("PATCH", "/api/v2/dags/users_report", {"is_paused": False})
     api.request("PATCH", "/api/v2/dags/user_processing", {"is_paused": False})
     run_id = api.trigger("user_processing", f"{LOGICAL_DATE}T00:00:00Z", {"users": USERS})
-    assert api.wait_for_run("user_processing", run_id, timeout=600) == "success", ui.output.text[-6000:]
+    api.backfill("user_processing", *BACKFILL, max_active_runs=3)
 
-    states = {ti["task_id"]: ti["state"] for ti in api.task_instances("user_processing", run_id)}
-    assert any(task.startswith("transform_users.") for task in states), states
-    assert set(states.values()) == {"success"}, states
-    # Unpausing also started the run of the latest daily interval (catchup is off): each run
-    # loads its own date's users, with the default number of users unless the trigger set one.
+    runs = wait_for_runs(api, "user_processing", RUNS, timeout=1200)
+    assert {run["run_type"] for run in runs} == {"scheduled", "manual", "backfill"}, runs
+    task_instances = [ti for run in runs for ti in api.task_instances("user_processing", run["dag_run_id"])]
+    failed = {
+        (ti["dag_run_id"], ti["task_id"]): ti["state"] for ti in task_instances if ti["state"] != "success"
+    }
+    assert not failed, f"{failed}\n{ui.output.text[-6000:]}"
+    assert {run["state"] for run in runs} == {"success"}, runs
+    # The runs overlapped, and their dbt builds did not: each in one try, one at a time.
+    assert most_at_once([span(run) for run in runs]) >= 3, [
+        (run["start_date"], run["end_date"]) for run in runs
+    ]
+    dbt = [ti for ti in task_instances if ti["task_id"].startswith("transform_users.")]
+    assert len(dbt) >= RUNS
+    assert {ti["pool"] for ti in dbt} == {"dbt"}
+    retried = {(ti["dag_run_id"], ti["task_id"]): ti["try_number"] for ti in dbt if ti["try_number"] != 1}
+    assert not retried, retried
+    assert overlapping(dbt) == []
+
+    # Each run loaded its own date's users, with the default number of users unless the trigger set one.
     expected = set()
-    for run in api.runs("user_processing"):
-        assert api.wait_for_run("user_processing", run["dag_run_id"], timeout=600) == "success"
+    for run in runs:
         users = (run["conf"] or {}).get("users", DEFAULT_USERS_PER_RUN)
         expected |= {user["login"]["uuid"] for user in api_users(run["logical_date"], users)}
     with psycopg.connect(ui.warehouse_uri) as conn:
         loaded = {row[0] for row in conn.execute("SELECT user_id::text FROM users")}
     assert loaded == expected
     assert {u["login"]["uuid"] for u in api_users(LOGICAL_DATE, USERS)} <= loaded
+    assert api.run("user_processing", run_id)["state"] == "success"
 
-    # Each load's Asset event started users_report, whose report holds the marts' numbers.
+    # The marts' Asset events started users_report, whose report holds the marts' numbers.
     report_runs, summary = wait_for_report_of_marts(api, ui.warehouse_uri, timeout=300)
     assert {run["run_type"] for run in report_runs} == {"asset_triggered"}, report_runs
     assert {run["state"] for run in report_runs} == {"success"}, report_runs
     assert f"{len(loaded)} users from" in summary
+    marts = {asset.uri for asset in dbt_model_assets(*MARTS)}
+    for run in report_runs:
+        path = f"/api/v2/dags/users_report/dagRuns/{run['dag_run_id']}/upstreamAssetEvents"
+        events = api.request("GET", path)["asset_events"]
+        assert {event["uri"] for event in events} == marts, events
 
 
 def test_in_a_browser_a_person_triggers_watches_and_reads_the_logs(ui: UiSession):
@@ -247,7 +290,7 @@ def test_in_a_browser_a_person_triggers_watches_and_reads_the_logs(ui: UiSession
 
         # The `users` Asset: an event from this run.
         page.goto(ui.url + "/assets")
-        page.get_by_role("link", name="users", exact=True).click()
+        page.get_by_role("link", name=USERS_ASSET.name, exact=True).click()
         page.get_by_text("Asset Events").first.wait_for()
         page.locator(f'a[href^="/dags/user_processing/runs/{BROWSER_RUN}/"]').first.wait_for()
         assert BROWSER_RUN in asset_event_runs(page, "user_processing")

@@ -51,7 +51,7 @@ def test_tasks_test_run_one_by_one_loads_the_users_and_builds_the_models(airflow
 
 def test_tasks_test_runs_each_dbt_task_of_the_local_mode(airflow, warehouse):
     assert_succeeded(airflow.dags_test("2024-02-02", skip_dbt=True))
-    local = {"AIRFLOW__USER_PROCESSING__DBT_MODE": "local"}
+    local = {"AIRFLOW__DBT__MODE": "local"}
     listed = airflow.run("tasks", "list", DAG_ID, env=local).stdout.split()
     ordered = local_tasks_upstream_first()
     assert set(ordered) == {task for task in listed if task.startswith("transform_users.")}, listed

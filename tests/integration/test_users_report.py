@@ -1,6 +1,6 @@
-"""users_report after user_processing: the marts it waits for and the report it writes, against real
-PostgreSQL and dbt. That an Asset event from user_processing starts it is tested under a real
-scheduler, in test_ui.py.
+"""users_report after user_processing: the report it writes of the marts, against real PostgreSQL and
+dbt. That the marts' Asset events from user_processing start it is tested under a real scheduler, in
+test_ui.py (and its schedule against each dbt mode's Assets in tests/dags/test_dbt_modes.py).
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import re
 
 import pytest
 
-from include.users_report.report import marts_are_fresh, read_marts
+from include.users_report.report import read_marts
 from tests.integration.expected import assert_succeeded
 
 pytestmark = pytest.mark.e2e
@@ -17,19 +17,11 @@ pytestmark = pytest.mark.e2e
 DAG_ID = "users_report"
 
 
-def test_marts_are_not_fresh_before_dbt_has_built_them(warehouse):
-    assert marts_are_fresh(warehouse) is False
-
-
-def test_the_report_waits_for_the_marts_of_the_last_load_and_holds_their_numbers(airflow, warehouse):
+def test_the_report_holds_the_numbers_of_the_marts(airflow, warehouse):
     assert_succeeded(airflow.dags_test("2024-08-01"))
-    assert marts_are_fresh(warehouse) is True
 
     assert_succeeded(airflow.dags_test("2024-08-01", dag_id=DAG_ID))
-    assert airflow.task_states("2024-08-01", dag_id=DAG_ID) == {
-        "wait_for_marts": "success",
-        "write_report": "success",
-    }
+    assert airflow.task_states("2024-08-01", dag_id=DAG_ID) == {"write_report": "success"}
     folder = airflow.home / "run-folders" / DAG_ID / "logical_date=20240801T000000"
     assert sorted(path.name for path in folder.iterdir()) == [
         "summary.md",
@@ -46,9 +38,3 @@ def test_the_report_waits_for_the_marts_of_the_last_load_and_holds_their_numbers
     ]
     chart = (folder / "users_by_country.svg").read_text(encoding="utf-8")
     assert all(f">{country}</text>" in chart for country, _, _ in marts.by_country if "&" not in country)
-
-    # A load that changes a user makes the marts stale until dbt has run again.
-    warehouse.execute(
-        "UPDATE users SET loaded_at = now() WHERE user_id = (SELECT user_id FROM users LIMIT 1)"
-    )
-    assert marts_are_fresh(warehouse) is False

@@ -243,6 +243,14 @@ def test_airflow_init_stops_at_the_first_failure_and_a_failed_dbt_parse_says_so(
     )
 
 
+def test_airflow_init_creates_the_projects_pools_after_the_migration():
+    """A task in a pool that does not exist never runs: airflow-init creates them (pools.py)."""
+    script = OURS["services"]["airflow-init"]["command"][1]
+    pools = script.index("python -m include.common.pools")
+    assert script.index("/entrypoint airflow version") < pools  # the entrypoint migrates the database
+    assert "set -eo pipefail" in script[:pools]  # a failure stops airflow-init
+
+
 def test_airflow_init_changes_owner_only_where_the_containers_write():
     """Never the project's own files (dags/, include/, dbt_project/): the folders make env creates."""
     script = OURS["services"]["airflow-init"]["command"][1]
@@ -433,8 +441,8 @@ def test_the_connections_run_folders_and_settings_of_the_template(rendered, gene
     assert env["AIRFLOW_CONN_POSTGRES"] == (
         f"postgresql://warehouse:{generated_env['WAREHOUSE_PASSWORD']}@warehouse:5432/warehouse"
     )
-    # The Asset the DAG updates names this same database.
-    assert USERS_ASSET.uri.startswith("postgres://warehouse:5432/warehouse/")
+    # The Asset the DAG updates names the table, not this stack's host: the same one everywhere.
+    assert USERS_ASSET.uri == "x-warehouse://public/users"
     assert env["AIRFLOW_CONN_USER_API"] == "http://randomuser.me/https"  # the real API by default
     # Tasks hand files over through the run-folders volume: run_folder's default in the image's home.
     assert "AIRFLOW_VAR_RUN_FOLDER_URL" not in env  # so that airflow.env may set it
@@ -611,7 +619,7 @@ def test_the_settings_example_holds_only_your_settings_and_none_of_the_stacks():
     example = REPO_ROOT / "airflow.env.example"
     assert make_env.read_env_file(example) == {}, "airflow.env.example sets something: keep it commented"
     documented = re.findall(r"^# ([A-Z][A-Z0-9_]*)=", example.read_text(), re.M)
-    assert "AIRFLOW__USER_PROCESSING__DBT_MODE" in documented
+    assert "AIRFLOW__DBT__MODE" in documented
     for key in documented:
         assert make_env.USER_SETTING.match(key), key
         assert key not in make_env.stack_settings(), (

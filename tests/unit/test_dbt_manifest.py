@@ -33,7 +33,7 @@ def project(tmp_path) -> Path:
         "models/staging/crm/deep/stg_accounts.sql",  # a model two folders deep
         "seeds/regions.csv",
         "snapshots/users_snapshot.sql",
-        "macros/built_at.sql",
+        "macros/cents.sql",
         "tests/assert_something.sql",
         "analyses/explore.sql",
         "models/marts/_marts.yml",

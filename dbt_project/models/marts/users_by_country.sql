@@ -2,7 +2,6 @@
 select
     country,
     count(*) as users,
-    round(100.0 * count(*) / sum(count(*)) over (), 2) as share_pct,
-    {{ built_at() }} as built_at
+    round(100.0 * count(*) / sum(count(*)) over (), 2) as share_pct
 from {{ ref('dim_users') }}
 group by country
