@@ -88,6 +88,12 @@ def summary_rows(results: dict) -> list[list[str]]:
             f"{rate(row['project']['rows_per_second'])} ({secs(row['project'])})",
             "—", "—", "—", "reported", machine,
         ])  # fmt: skip
+    for step, local, on_s3 in object_store_rows(results):
+        rows.append([
+            f"6. {step}, run folder on S3 (rclone on 127.0.0.1), seconds",
+            f"{results['object_store']['users']:,}", secs(on_s3), f"local disk: {secs(local)}",
+            f"{on_s3['seconds'] / local['seconds']:.2f}x the time", "—", "reported", machine,
+        ])  # fmt: skip
     for row in results["parse"]:
         for way in ("cold", "dag_processor"):
             rows.append([
@@ -155,6 +161,7 @@ def write_markdown(results: dict, path: Path) -> None:
         _store_section(results),
         _memory_section(results),
         _extract_section(results),
+        _object_store_section(results),
         _airflow_section(results),
         _method(results),
     ]
@@ -316,6 +323,67 @@ def _extract_section(results: dict) -> str:
     ])  # fmt: skip
 
 
+def object_store_rows(results: dict) -> list[tuple[str, dict, dict]]:
+    """(step, local disk, S3) for each step of the object store measure, then the three together."""
+    measured = results.get("object_store")
+    if not measured:
+        return []
+    steps = list(measured["local"])
+    rows = [(step, measured["local"][step], measured["s3"][step]) for step in steps]
+    together = {
+        where: {"seconds": sum(measured[where][step]["seconds"] for step in steps), "runs": 1}
+        for where in ("local", "s3")
+    }
+    return [*rows, (" + ".join(steps), together["local"], together["s3"])]
+
+
+def _object_store_section(results: dict) -> str:
+    measured = results.get("object_store")
+    title = "## 6. The run folder on an object store"
+    if not measured:
+        return "\n".join([title, "", "Not measured in this run (--object-store-users 0).", ""])
+    rows = [
+        [
+            step, secs(local), secs(on_s3), f"{on_s3['seconds'] / local['seconds']:.2f}x",
+            mb(local["peak_rss_mb"]) if "peak_rss_mb" in local else "—",
+            mb(on_s3["peak_rss_mb"]) if "peak_rss_mb" in on_s3 else "—",
+        ]
+        for step, local, on_s3 in object_store_rows(results)
+    ]  # fmt: skip
+    header = ["step", "local disk", "S3", "S3 / local", "peak RSS, local", "peak RSS, S3"]
+    first_use = {
+        where: max(measured[where][step]["run_folder_warm_up_seconds"] for step in measured[where])
+        for where in ("local", "s3")
+    }
+    checks = {
+        "the pages extracted are byte for byte the benchmark's input": (
+            measured["pages_identical_to_bench_input"]
+        ),
+        "the pages and users.csv on S3 are byte for byte those on the disk": measured["s3_files_identical"],
+        "both loads left the same rows in `users`": measured["same_rows_loaded"],
+    }
+    return "\n".join([
+        title,
+        "",
+        f"extract, process and store of {measured['users']:,} users, each as its task runs it (the "
+        "stand-in API, PostgreSQL with fsync on), with the run folder on the local disk and on an S3 "
+        f"server: `rclone serve s3` ({measured['server']}) on 127.0.0.1, over a folder of the same "
+        "disk, reached through the amazon provider and the connection `object_store`. Local and S3 "
+        "alternate in each repeat. On S3 each file is written to a temporary local file, then uploaded "
+        "(run_folder.open_for_atomic_write); each file read is downloaded as it is read. What it adds "
+        "is the object store's own cost on this machine, without a network between: a store in "
+        "another data centre adds its round trips and bandwidth on top.",
+        "",
+        markdown_table(header, rows),
+        "",
+        f"Not timed: reaching the store the first time in a task (the connection, a client, one request): "
+        f"{first_use['s3']:.2f} s on S3, {first_use['local']:.3f} s on the disk, once per task whatever N.",
+        "",
+        *(f"- {check}: {'yes' if ok else '**no**'}" for check, ok in checks.items()),
+        "",
+    ])  # fmt: skip
+
+
 def _airflow_section(results: dict) -> str:
     parts = ["## 5. Airflow: DAG parse time and `airflow dags test`", ""]
     rows = [
@@ -459,6 +527,13 @@ def write_plot(results: dict, path: Path) -> None:
             memory.plot(
                 [row["users"] for row in rows], [row[key]["peak_rss_mb"] for row in rows],
                 marker="o", color=color, linestyle=style, label=label,
+            )  # fmt: skip
+    measured = results.get("object_store")
+    if measured:  # the same steps with the run folder on S3, at the one N measured
+        for step, color in (("process", "C0"), ("store", "C1"), ("extract", "C2")):
+            speed.plot(
+                [measured["users"]], [measured["s3"][step]["rows_per_second"]],
+                marker="x", markersize=9, color=color, linestyle="none", label=f"{step}: run folder on S3",
             )  # fmt: skip
     memory.axhline(
         MEMORY_TARGET_MB, color="grey", linewidth=0.8, linestyle=":", label=f"{MEMORY_TARGET_MB} MB target"
