@@ -87,7 +87,7 @@ def test_a_writer_killed_mid_upload_leaves_no_object(folder, object_store):
             assert writer.poll() is None, "the upload ended before the test saw it under way"
             assert time.monotonic() < deadline, "no upload under way after 60 s"
             time.sleep(0.02)
-        writer.send_signal(signal.SIGSTOP)  # held mid-upload, its first parts sent
+        writer.send_signal(signal.SIGSTOP)  # held there, mid-upload
         assert uploads_under_way(s3, csv.path)
         assert not s3.exists(csv.path)  # not there for any reader
     finally:
