@@ -14,9 +14,11 @@ import os
 import re
 import subprocess
 import sys
+from datetime import datetime
 
 import pytest
 
+from include.common.run_folder import folder_of
 from include.users_report.report import SUMMARY_FILE, read_marts
 from scripts.local_env import REPO_ROOT, without_airflow_settings
 from tests.conftest import run_folder_on, stored, users_in
@@ -46,7 +48,8 @@ def test_a_run_on_s3_loads_the_served_users_reruns_change_nothing_and_a_missing_
     assert sorted(files) == RUN_FILES
     assert json.loads(files["raw/manifest.json"])["pages"] == 2
     assert files["users.csv"].count(b"\n") == USERS + 1  # a header, then each user (none twice here)
-    assert not (airflow.home / "run-folders" / "user_processing").exists()  # nothing on the local disk
+    local = folder_of(airflow.home / "run-folders", "user_processing", datetime.fromisoformat(LOGICAL_DATE))
+    assert not local.exists()  # nothing on the session's local run folders
 
     # users_report reads the marts and writes its report there too.
     assert_succeeded(airflow.dags_test(LOGICAL_DATE, dag_id="users_report", env=s3_settings))
