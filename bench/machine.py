@@ -10,7 +10,16 @@ from pathlib import Path
 
 import psutil
 
-PACKAGES = ("apache-airflow", "pandas", "numpy", "msgspec", "psycopg", "astronomer-cosmos")
+PACKAGES = (
+    "apache-airflow",
+    "pandas",
+    "numpy",
+    "msgspec",
+    "psycopg",
+    "astronomer-cosmos",
+    "apache-airflow-providers-amazon",
+    "s3fs",
+)
 
 
 def cpu_model() -> str:

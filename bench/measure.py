@@ -59,10 +59,9 @@ def summarise(runs: list[dict]) -> dict:
         summary["peak_rss_mb"] = max(run["peak_rss_mb"] for run in runs)
         summary["rss_before_mb"] = statistics.median(run["rss_before_mb"] for run in runs)
         summary["cpu_seconds"] = statistics.median(run["cpu_seconds"] for run in runs)
-    if "object_storage_warm_up_seconds" in runs[0]:  # once per process, not timed (see bench.steps)
-        summary["object_storage_warm_up_seconds"] = statistics.median(
-            run["object_storage_warm_up_seconds"] for run in runs
-        )
+    for warm_up in ("object_storage_warm_up_seconds", "run_folder_warm_up_seconds"):
+        if warm_up in runs[0]:  # once per process, not timed (see bench.steps)
+            summary[warm_up] = statistics.median(run[warm_up] for run in runs)
     return summary
 
 

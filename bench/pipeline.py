@@ -6,6 +6,8 @@
   already holding N rows with 10% of the batch changed.
 - extract: the stand-in API over HTTP on 127.0.0.1, pages of 5000, with 2 requests in flight (the
   default); at the middle N also 1 and 3, on localhost and with 1 s of response time a page.
+- object store: extract, process and store at one N as the tasks run them, with the run folder on an
+  S3 server (rclone serve s3 on 127.0.0.1) against the same on the local disk.
 
 Repeats alternate project and baseline, so a burst of load from elsewhere hits both.
 """
@@ -15,17 +17,20 @@ from __future__ import annotations
 import shutil
 import time
 from collections.abc import Callable
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import psycopg
+from psycopg import sql
 
 from bench import inputs
 from bench.measure import run_step, same_rows, step_env, summarise
 from include.user_processing import run_files
 from include.user_processing.extract import PAGES_IN_FLIGHT
 from include.user_processing.fields import COLUMNS, users_table_sql
+from include.user_processing.settings import MAX_USERS_PER_PAGE
 from include.user_processing.store import CSV_COPY_OPTIONS
-from scripts.local_env import StandInUserApi, ThrowawayPostgres
+from include.user_processing.user_api import page_sizes
+from scripts.local_env import StandInUserApi, ThrowawayPostgres, ThrowawayS3
 
 USERS_DDL = ";\n".join(users_table_sql())
 # load.py's COPY options (it adds ENCODING 'UTF8'; psql \copy reads the file in the client encoding).
@@ -90,6 +95,16 @@ class Warehouse:
 
     def empty_users(self) -> None:
         self.sql("DROP TABLE IF EXISTS users", USERS_DDL)
+
+    def users_checksum(self) -> tuple[int, str]:
+        """(rows, md5 of them all in user_id order) of `users`: what was loaded, not when (no loaded_at)."""
+        columns = sql.SQL(", ").join(map(sql.Identifier, COLUMNS))
+        query = sql.SQL(
+            "SELECT count(*), md5(string_agg(ROW({columns})::text, E'\\n' ORDER BY user_id)) FROM users"
+        ).format(columns=columns)
+        with psycopg.connect(self.uri) as conn:
+            rows, digest = conn.execute(query).fetchone()
+        return rows, digest
 
     def psql_copy(self, csv_path: Path, table: str) -> dict:
         """`psql \\copy` into an empty `table` shaped like users; wall time of the psql process."""
@@ -233,3 +248,67 @@ def pages_identical(run: Path) -> bool:
     pages = sorted(run_files.raw_folder(run).glob("page-*.json"))
     cached = run_files.raw_folder(inputs.page_cache())
     return bool(pages) and all(page.read_bytes() == (cached / page.name).read_bytes() for page in pages)
+
+
+# --- 6. the run folder on an object store ------------------------------------------------------
+
+
+STEPS = ("extract", "process", "store")
+
+
+def bench_object_store(users: int, repeats: int, progress: Callable[[str], None]) -> dict:
+    """extract, process and store of `users` users, each as its task runs it, with the run folder on
+    the local disk and on an S3 server (rclone serve s3 on 127.0.0.1, the connection `object_store`),
+    one after the other in every repeat. Checked: the same pages, users.csv and loaded rows on both."""
+    if users % MAX_USERS_PER_PAGE:
+        raise ValueError(f"the object store's N must be whole pages of {MAX_USERS_PER_PAGE}, got {users}")
+    inputs.ensure_pages(users)  # what the pages extracted must equal, byte for byte
+    log = inputs.BENCH_DIR / "object-store.log"
+    prefix = f"bench/users={users}"
+    with (
+        ThrowawayS3() as s3,
+        log.open("w") as log_file,
+        StandInUserApi(stderr=log_file) as api,
+        ThrowawayPostgres(fsync=True) as postgres,
+    ):
+        warehouse = Warehouse(postgres)
+        env = step_env(AIRFLOW_CONN_USER_API=api.url, **s3.airflow_settings(prefix))
+        local = inputs.BENCH_DIR / "object-store" / f"users={users}"
+        folders = {"local": str(local), "s3": s3.run_folder_url(prefix)}
+        measured: dict[str, dict[str, list]] = {where: {step: [] for step in STEPS} for where in folders}
+        loaded = {}
+        for attempt in range(repeats):
+            for where, run_dir in folders.items():
+                progress(f"object store N={users:,}: extract, process, store on {where}, run {attempt + 1}")
+                runs = measured[where]
+                runs["extract"].append(
+                    run_step(
+                        "extract",
+                        env=env,
+                        run_dir=run_dir,
+                        seed=inputs.SEED,
+                        users=users,
+                        pages_in_flight=PAGES_IN_FLIGHT,
+                    )
+                )
+                runs["process"].append(run_step("process", env=env, run_dir=run_dir))
+                warehouse.empty_users()
+                warehouse.settle()
+                runs["store"].append(run_step("store", env=env, dsn=warehouse.uri, run_dir=run_dir))
+                loaded[where] = warehouse.users_checksum()
+        stored, on_s3 = s3.filesystem(), PurePosixPath(s3.bucket, prefix)
+        same_files = [(run_files.users_csv_path(local), run_files.users_csv_path(on_s3))] + [
+            (inputs.cached_page(page), run_files.page_path(on_s3, page))
+            for page in range(1, len(page_sizes(users)) + 1)
+        ]
+        result = {
+            "users": users,
+            "server": s3.version(),
+            "local": {step: summarise(runs) for step, runs in measured["local"].items()},
+            "s3": {step: summarise(runs) for step, runs in measured["s3"].items()},
+            "pages_identical_to_bench_input": pages_identical(local),
+            "s3_files_identical": all(path.read_bytes() == stored.cat(str(key)) for path, key in same_files),
+            "same_rows_loaded": loaded["local"] == loaded["s3"] and loaded["s3"][0] == users,
+        }
+        shutil.rmtree(local)
+    return result

@@ -64,6 +64,11 @@ def bench_pipeline(args, argv, sizes, generated_at, described, progress) -> list
     results["process"] = pipeline.bench_process(sizes, args.repeats, progress)
     results["store"] = pipeline.bench_store(sizes, args.repeats, progress)
     results["extract"] = pipeline.bench_extract(sizes, args.repeats, progress)
+    results["object_store"] = None
+    if args.object_store_users:
+        results["object_store"] = pipeline.bench_object_store(
+            args.object_store_users, min(args.repeats, 3), progress
+        )
     results["parse"] = airflow_floor.bench_parse(progress)
     results["dags_test"] = None
     if not args.skip_dags_test:
@@ -121,6 +126,12 @@ def parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--scale-users", type=int, default=1_000_000, help="users for the big `dags test` run; 0 skips it"
+    )
+    parser.add_argument(
+        "--object-store-users",
+        type=int,
+        default=100_000,
+        help="users for extract, process and store with the run folder on S3 and on disk; 0 skips it",
     )
     parser.add_argument("--skip-dags-test", action="store_true", help="skip `airflow dags test` (~5 min)")
     parser.add_argument("--only", choices=["pipeline", "dbt"], help="one part only (default: both)")

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import sys
 from datetime import datetime
-from pathlib import Path
 
 from include.common.dbt_manifest import ensure_manifest
 from include.common.run_folder import folder_of
@@ -56,11 +55,12 @@ def main() -> int | str:
         result = local.airflow("dags", "test", "users_report", LOGICAL_DATE)
         if result.returncode != 0:
             return failed(local, "users_report", result)
-        runs = Path(local.env["AIRFLOW_HOME"]) / "run-folders"  # run_folder's default, in that home
+        # Read where the task wrote it: a run folder in that Airflow home, or on your object store.
+        runs = local.run_folders()
         report = folder_of(runs, "users_report", datetime.fromisoformat(LOGICAL_DATE))
         print(f"{report}/summary.md, first lines:\n")
         print("\n".join((report / "summary.md").read_text(encoding="utf-8").splitlines()[:12]), "\n")
-    print(NEXT_STEPS)
+    print(NEXT_STEPS.format(cleanup=CLEANED_UP if runs.protocol == "file" else KEPT.format(runs=runs)))
     return 0
 
 
@@ -80,8 +80,7 @@ def step(message: str) -> None:
 
 NEXT_STEPS = """Done: the users above were fetched from the bundled stand-in API, processed with pandas,
 upserted into the `users` table of a throwaway PostgreSQL and transformed by dbt into the
-`analytics` schema, and users_report summed the marts up. That PostgreSQL and the report have
-now been removed again.
+`analytics` schema, and users_report summed the marts up. {cleanup}
 
 Try next:
   make shell      a shell with Airflow and the same throwaway services: run the tasks one by one
@@ -90,6 +89,11 @@ Try next:
   dags/user_processing.py   the DAG; its logic lives in include/user_processing/
   dags/users_report.py      the second DAG, the one to copy when you add yours (README: Adding a DAG)
 """
+CLEANED_UP = """That PostgreSQL and the
+Airflow home, with the run folders and the report, have now been removed again."""
+KEPT = """That PostgreSQL and the
+Airflow home have now been removed again; the run folders stay on your object store, under
+{runs}/ (a logical date's run folder is rewritten by its next run)."""
 
 if __name__ == "__main__":
     sys.exit(main())

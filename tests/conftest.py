@@ -6,6 +6,8 @@
 - ``airflow``: one migrated Airflow home (metadata DB in the same cluster, the project's pools) and a
   CLI runner for it.
 - ``dbt``: the dbt CLI of .venv-dbt, pointed at the warehouse through dbt_project/profiles.yml.
+- ``object_store``: one S3 server (`rclone serve s3`) for run folders on an object store; each test
+  that uses it picks a prefix of its own (ThrowawayS3.airflow_settings).
 """
 
 from __future__ import annotations
@@ -23,7 +25,8 @@ import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
+from datetime import datetime
+from pathlib import Path, PurePosixPath
 
 import psycopg
 import pytest
@@ -36,6 +39,7 @@ from scripts.local_env import (
     PostgresNotInstalled,
     StandInUserApi,
     ThrowawayPostgres,
+    ThrowawayS3,
     airflow_env,
     create_pools,
     dbt_env,
@@ -133,6 +137,29 @@ def user_api(_user_api_server: StandInUserApi) -> Iterator[UserApi]:
     api.reset()
     yield api
     api.reset()
+
+
+@pytest.fixture(scope="session")
+def object_store() -> Iterator[ThrowawayS3]:
+    try:
+        server = ThrowawayS3()
+    except FileNotFoundError as missing:
+        pytest.fail(str(missing), pytrace=False)
+    with server:
+        yield server
+
+
+def run_folder_on(object_store: ThrowawayS3, prefix: str, dag_id: str, logical_date: str) -> str:
+    """A run folder under `prefix` (ThrowawayS3.airflow_settings) as a client of the store names it."""
+    from include.common.run_folder import folder_of  # Airflow: after AIRFLOW_HOME is set, below
+
+    base = PurePosixPath(object_store.bucket, prefix)
+    return str(folder_of(base, dag_id, datetime.fromisoformat(logical_date)))
+
+
+def stored(store, folder: str) -> dict[str, bytes]:
+    """Every object under `folder` (bucket/prefix) on an S3 filesystem, by its key below it."""
+    return {key.removeprefix(f"{folder}/"): store.cat(key) for key in store.find(folder)}
 
 
 # The DAG the helpers below run unless told another: each takes dag_id=.

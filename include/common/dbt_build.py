@@ -118,10 +118,12 @@ class DbtBuildOperator(BaseOperator):
 
     def _results(self, produced: Path, kept: Any) -> list[dict]:
         """dbt's results of this try, kept in the run folder for a retry."""
+        from include.common import run_folder
+
         if not produced.exists():  # dbt failed before it ran anything (a broken project, no database)
             return []
-        kept.parent.mkdir(parents=True, exist_ok=True)
-        kept.write_bytes(produced.read_bytes())
+        with run_folder.open_for_atomic_write(kept) as file:  # a retry never reads half of it
+            file.write(produced.read_bytes())
         return json.loads(produced.read_text())["results"]
 
 

@@ -9,6 +9,10 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]  # the repository; /opt/airfl
 
 # The warehouse, never Airflow's metadata database (contract: override it with AIRFLOW_CONN_POSTGRES).
 WAREHOUSE_CONN_ID = "postgres"
+# The object store that run folders (and remote task logs) may live on: its endpoint and keys, named in
+# URLs such as s3://object_store@my-bucket/run-folders. Set it with AIRFLOW_CONN_OBJECT_STORE
+# (docs/deploying.md); nothing needs it while the run folder stays on a local disk, the default.
+OBJECT_STORE_CONN_ID = "object_store"
 # The table user_processing loads and other DAGs read (its Asset: include/common/assets.USERS_ASSET).
 USERS_TABLE = "users"
 

@@ -9,14 +9,17 @@ a DAG one by one.
     <run folder url>/<dag_id>/logical_date=<YYYYMMDDTHHMMSS>/
 
 The URL defaults to file://$AIRFLOW_HOME/run-folders; the Airflow Variable `run_folder_url` (or
-AIRFLOW_VAR_RUN_FOLDER_URL) overrides it, e.g. s3://aws_default@my-bucket/run-folders with the
-amazon provider installed. The helpers below (all but remove_folder) use only the pathlib API, so
-they take a local pathlib.Path as well: the benchmarks in bench/ lay out their folders with them.
+AIRFLOW_VAR_RUN_FOLDER_URL) overrides it: a shared volume, or a bucket on S3 through the amazon
+provider, e.g. s3://object_store@my-bucket/run-folders, where `object_store` is the Airflow connection
+holding the store's endpoint and keys (docs/deploying.md, "Run folders on an object store"). The
+helpers below (all but remove_folder) use only the pathlib API, so they take a local pathlib.Path as
+well: the benchmarks in bench/ lay out their folders with them.
 """
 
 from __future__ import annotations
 
 import os
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
@@ -25,14 +28,20 @@ from typing import IO, Any
 from airflow.sdk import ObjectStoragePath, Variable
 
 RUN_FOLDER_URL_VARIABLE = "run_folder_url"
+# Stores on which an object appears only once its upload is complete (one PUT, or a multipart upload
+# when it is completed), and where a rename is a copy of the whole object: the amazon provider's S3.
+WHOLE_OBJECT_STORES = frozenset({"s3", "s3a", "s3n"})
+# Uploads above twice this size go in parts of this size, one at a time: a task's memory stays flat
+# whatever the file's size (s3fs' own default holds up to 10 parts of 50 MB at once).
+UPLOAD_PART_BYTES = 16 * 2**20
 
 
 class MissingRunFile(Exception):
     """An upstream task's output is not in the run folder (run that task first)."""
 
 
-def default_url() -> str:
-    airflow_home = os.path.expanduser(os.environ.get("AIRFLOW_HOME", "~/airflow"))
+def default_url(airflow_home: str | None = None) -> str:
+    airflow_home = airflow_home or os.path.expanduser(os.environ.get("AIRFLOW_HOME", "~/airflow"))
     return f"file://{airflow_home}/run-folders"
 
 
@@ -64,7 +73,20 @@ def open_input(path: ObjectStoragePath, produced_by: str, mode: str = "rb") -> I
 
 @contextmanager
 def open_for_atomic_write(path: ObjectStoragePath, mode: str = "wb", **kwargs: Any) -> Iterator[IO[Any]]:
-    """Write to a temporary name and rename it when done, so a reader never sees half a file."""
+    """Write `path` so that a reader finds it whole or not at all, even if the writer dies half-way.
+
+    On a file system (a local disk, a shared volume): write <name>.partial beside it, then rename it
+    into place. On S3 the store itself never shows half an object, and a rename would be a copy of it:
+    write a temporary file on this worker, then upload it to `path` in one go. Either way, a write that
+    fails leaves nothing new under either name.
+    """
+    if getattr(path, "protocol", "") in WHOLE_OBJECT_STORES:
+        with tempfile.TemporaryDirectory(prefix="run-folder-upload-") as scratch:
+            local = os.path.join(scratch, path.name)
+            with open(local, mode, **kwargs) as file:
+                yield file
+            path.fs.put_file(local, path.path, chunksize=UPLOAD_PART_BYTES, max_concurrency=1)
+        return
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(path.name + ".partial")
     try:

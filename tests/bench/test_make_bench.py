@@ -23,6 +23,7 @@ DBT_MODELS = 3  # the smallest generated dbt project: one staging, one mart, one
 
 def test_bench_runs_every_measure_and_writes_the_report(tmp_path):
     command = [sys.executable, "-m", "bench.run", "--sizes", str(USERS), "--repeats", "1"]
+    command += ["--object-store-users", str(USERS)]
     result = subprocess.run(
         [
             *command,
@@ -52,8 +53,19 @@ def test_bench_runs_every_measure_and_writes_the_report(tmp_path):
     changed = report["store"]["changed"]
     assert (changed["updated"], changed["inserted"]) == (changed["rows_changed"], 0) == (USERS // 10, 0)
     assert all(run["pages_identical_to_bench_input"] for run in report["extract"])
+    object_store = report["object_store"]
+    for where in ("local", "s3"):  # the same steps, the run folder on the disk and on S3
+        assert {step: run["rows"] for step, run in object_store[where].items()} == dict.fromkeys(
+            ("extract", "process", "store"), USERS
+        )
+    assert object_store["pages_identical_to_bench_input"] is True
+    assert object_store["s3_files_identical"] is True
+    assert object_store["same_rows_loaded"] is True
+    assert object_store["server"].startswith("rclone v")
     assert {parse["file"] for parse in report["parse"]} >= {"dags/user_processing.py"}
-    assert "## Summary" in (tmp_path / "benchmarks.md").read_text()
+    markdown = (tmp_path / "benchmarks.md").read_text()
+    assert "## Summary" in markdown
+    assert "## 6. The run folder on an object store" in markdown
     assert (tmp_path / "benchmarks.png").read_bytes().startswith(b"\x89PNG")
 
     dbt = json.loads((tmp_path / "benchmarks-dbt.json").read_text())

@@ -9,7 +9,10 @@ One `make ui` for the module (its start-up is most of the cost), in this order:
 - Ctrl-C: everything it started is stopped and removed.
 
 The real scripts/ui.py (scheduler, dag-processor, triggerer and api-server) on its own throwaway
-PostgreSQL and stand-in API, not the session's: `make ui` starts its own.
+PostgreSQL and stand-in API, not the session's: `make ui` starts its own. Its run folders are on the
+session's S3 server, set in the shell as a user sets them (AIRFLOW_CONN_OBJECT_STORE,
+AIRFLOW_VAR_RUN_FOLDER_URL): here each task runs in a process of its own, as on a real worker.
+Every `airflow dags test` elsewhere runs on the default, a run folder on the local disk.
 """
 
 from __future__ import annotations
@@ -30,12 +33,14 @@ import psycopg
 import pytest
 
 from include.common.assets import USERS_ASSET, dbt_model_assets
+from include.common.project import OBJECT_STORE_CONN_ID
 from include.user_processing.settings import DEFAULT_USERS_PER_RUN
 from include.users_report.report import SUMMARY_FILE, read_marts
 from include.users_report.settings import MARTS
 from scripts.airflow_api import AirflowApi
 from scripts.browser import expand_all_task_groups, logged_in_page
 from scripts.local_env import LOCAL_DIR, REPO_ROOT, free_port
+from tests.conftest import DBT_BUILD_TASK, run_folder_on, stored
 from tests.integration.expected import api_users
 from tests.integration.ui_pages import (
     asset_event_runs,
@@ -51,6 +56,7 @@ pytestmark = pytest.mark.e2e
 
 USERS = 150  # not the DAG's default, as a user would set it in the trigger form
 LOGICAL_DATE = "2024-09-01"
+RUN_FOLDERS = "ui"  # their prefix in the S3 server's bucket
 BACKFILL = ("2024-10-01T00:00:00Z", "2024-10-03T00:00:00Z")  # three dates, all at once
 RUNS = 5  # the scheduled run (unpausing starts it), the triggered one, the backfill's three
 BROWSER_USERS = 120  # set in the browser's trigger form
@@ -97,8 +103,9 @@ def listening_addresses(pid: int) -> set[str]:
     return addresses
 
 
-def wait_for_report_of_marts(api: AirflowApi, warehouse_uri: str, timeout: float) -> tuple[list, str]:
-    """users_report's runs once all are done and the newest one's summary holds the marts' numbers."""
+def wait_for_report_of_marts(api: AirflowApi, warehouse_uri: str, s3, timeout: float) -> tuple[list, str]:
+    """users_report's runs once all are done and the newest one's summary, read from the object store
+    (`s3`, a client of its own), holds the marts' numbers."""
     with psycopg.connect(warehouse_uri) as conn:
         marts = read_marts(conn)
     expected = f"{marts.users} users from {len(marts.by_country)} countries"
@@ -110,7 +117,8 @@ def wait_for_report_of_marts(api: AirflowApi, warehouse_uri: str, timeout: float
             states = api.task_instances("users_report", newest["dag_run_id"])
             assert newest["state"] == "success", [(ti["task_id"], ti["state"]) for ti in states]
             report = api.return_value("users_report", newest["dag_run_id"], "write_report")
-            summary = (Path(report["folder"].removeprefix("file://")) / SUMMARY_FILE).read_text()
+            folder = report["folder"].removeprefix(f"s3://{OBJECT_STORE_CONN_ID}@")
+            summary = s3.cat(f"{folder}/{SUMMARY_FILE}").decode()
             if expected in summary:
                 return runs, summary
         assert time.monotonic() < deadline, f"no report of {expected} after {timeout:.0f} s: {runs}"
@@ -130,12 +138,13 @@ class UiSession:
 
 
 @pytest.fixture(scope="module")
-def ui() -> Iterator[UiSession]:
+def ui(object_store) -> Iterator[UiSession]:
     port = free_port()
     homes_before = set(LOCAL_DIR.glob("airflow-home-*"))
     process = subprocess.Popen(
         [sys.executable, "-m", "scripts.ui", "--port", str(port)],
         cwd=REPO_ROOT,
+        env={**os.environ, **object_store.airflow_settings(prefix=RUN_FOLDERS)},
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -171,7 +180,9 @@ def wait_for_runs(api: AirflowApi, dag_id: str, count: int, timeout: float) -> l
         time.sleep(3)
 
 
-def test_overlapping_runs_and_a_backfill_all_succeed_with_one_dbt_build_at_a_time(ui: UiSession):
+def test_overlapping_runs_and_a_backfill_all_succeed_with_one_dbt_build_at_a_time(
+    ui: UiSession, object_store
+):
     """As a user would: unpause (the scheduled run starts), trigger a run with its own `users`, and
     create a backfill of three dates through the REST API at once; then users_report runs on the
     marts' Asset events."""
@@ -212,8 +223,19 @@ def test_overlapping_runs_and_a_backfill_all_succeed_with_one_dbt_build_at_a_tim
     assert {u["login"]["uuid"] for u in api_users(LOGICAL_DATE, USERS)} <= loaded
     assert api.run("user_processing", run_id)["state"] == "success"
 
+    # Each task handed its files over on the object store.
+    s3 = object_store.filesystem()
+    run_folder = run_folder_on(object_store, RUN_FOLDERS, "user_processing", LOGICAL_DATE)
+    assert sorted(stored(s3, run_folder)) == [
+        f"dbt/{DBT_BUILD_TASK}/run_results.json",
+        "raw/manifest.json",
+        "raw/page-00001.json",
+        "users.csv",
+    ]
+    assert stored(s3, run_folder)["users.csv"].count(b"\n") == USERS + 1
+
     # The marts' Asset events started users_report, whose report holds the marts' numbers.
-    report_runs, summary = wait_for_report_of_marts(api, ui.warehouse_uri, timeout=300)
+    report_runs, summary = wait_for_report_of_marts(api, ui.warehouse_uri, s3, timeout=300)
     assert {run["run_type"] for run in report_runs} == {"asset_triggered"}, report_runs
     assert {run["state"] for run in report_runs} == {"success"}, report_runs
     assert f"{len(loaded)} users from" in summary
