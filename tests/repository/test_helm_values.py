@@ -35,8 +35,8 @@ PIPELINE_CONNECTIONS = (WAREHOUSE_CONN_ID, USER_API_CONN_ID, OBJECT_STORE_CONN_I
 # The components that run task code get every connection; the api-server only reads task logs.
 TASK_RUNNERS = (("workers", "celery", "env"), ("triggerer", "env"))
 LOG_READERS = (("apiServer", "env"),)
-# Chart settings that take a secret's value inline (the chart then stores it in a Secret it makes, or
-# generates one that changes on upgrade): none may be set.
+# Chart settings that take a secret's value inline, which would then sit in this file and in Helm's
+# release history: none may be set.
 INLINE_SECRETS = (
     ("fernetKey",),
     ("jwtSecret",),
@@ -74,20 +74,25 @@ def values() -> dict:
     return loaded
 
 
-def has(tree: dict, path: tuple[str, ...]) -> bool:
+_MISSING = object()
+
+
+def lookup(tree: dict, path: tuple[str, ...]):
     for key in path:
         if not isinstance(tree, dict) or key not in tree:
-            return False
+            return _MISSING
         tree = tree[key]
-    return True
+    return tree
+
+
+def has(tree: dict, path: tuple[str, ...]) -> bool:
+    """Whether the key is in the file, null or not."""
+    return lookup(tree, path) is not _MISSING
 
 
 def get(tree: dict, path: tuple[str, ...]):
-    for key in path:
-        if not isinstance(tree, dict) or key not in tree:
-            return None
-        tree = tree[key]
-    return tree
+    value = lookup(tree, path)
+    return None if value is _MISSING else value
 
 
 def env_list(path: tuple[str, ...]) -> dict[str, dict]:
@@ -315,7 +320,8 @@ def test_the_docs_pin_the_chart_version_the_values_were_written_for():
 
 def test_every_values_key_the_docs_name_exists():
     """The table of what the file sets names only keys the file has."""
-    table = re.findall(r"^\| [^|]+ \| ([^|]+) \|", helm_section(), re.M)[2:]  # past the header rows
+    rows = re.findall(r"^\| ([^|]+) \| ([^|]+) \|", helm_section(), re.M)
+    table = [cell for what, cell in rows if what.strip() != "what"]  # not the header
     named = {name for cell in table for name in re.findall(r"`([A-Za-z][\w.]*)`", cell)}
     assert named, "the page's table names no key of the values file"
     env_names = {name for path in [("env",), *TASK_RUNNERS, *LOG_READERS] for name in env_list(path)}
