@@ -20,6 +20,7 @@ from pathlib import Path
 
 import yaml
 
+from include.common import pools
 from include.common.project import OBJECT_STORE_CONN_ID, WAREHOUSE_CONN_ID
 from include.common.run_folder import RUN_FOLDER_URL_VARIABLE
 from include.user_processing.settings import USER_API_CONN_ID
@@ -211,8 +212,7 @@ def test_the_pools_are_created_after_each_migration():
     script = " ".join(values()["migrateDatabaseJob"]["args"])
     match = re.search(r"airflow db migrate && exec python -m ([\w.]+)$", script)
     assert match, f"the migration job does not create the pools after migrating: {script!r}"
-    assert (REPO_ROOT / (match[1].replace(".", "/") + ".py")).is_file(), match[1]
-    assert match[1] == "include.common.pools"
+    assert match[1] == pools.__name__, "not the module that declares the pools"
 
 
 # --- connections and secrets ------------------------------------------------------------------------
@@ -263,8 +263,10 @@ def test_the_chart_checks_on_redis_hold():
     """As the chart's check-values.yaml: its Redis with a password Secret needs the broker URL Secret,
     and neither may come with its inline counterpart."""
     if values()["executor"] == "CeleryExecutor" and get(values(), ("redis", "enabled")) is not False:
-        assert get(values(), ("data", "brokerUrlSecretName")), "redis.passwordSecretName needs it"
         assert get(values(), ("redis", "passwordSecretName"))
+        assert get(values(), ("data", "brokerUrlSecretName")), "redis.passwordSecretName needs it"
+    assert not (get(values(), ("redis", "passwordSecretName")) and get(values(), ("redis", "password")))
+    assert not (get(values(), ("data", "brokerUrlSecretName")) and get(values(), ("data", "brokerUrl")))
 
 
 def test_allowlisted_lines_only_name_secrets_the_docs_create():
