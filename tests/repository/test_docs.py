@@ -16,7 +16,7 @@ PAGES = [REPO_ROOT / "README.md", *sorted((REPO_ROOT / "docs").glob("*.md"))]
 PAGE_IDS = [str(page.relative_to(REPO_ROOT)) for page in PAGES]
 
 # Top-level names a repository path in the docs starts with.
-TOP = r"(?:dags|include|dbt_project|tests|scripts|docs|bench|requirements|template|\.ci|\.github)"
+TOP = r"(?:dags|include|dbt_project|tests|scripts|docs|bench|requirements|template|deploy|\.ci|\.github)"
 TOP_FILES = (
     r"(?:Makefile|Dockerfile|docker-compose\.yaml|\.env\.example|airflow\.env\.example|pyproject\.toml"
     r"|README\.md)"
