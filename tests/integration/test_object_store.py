@@ -21,7 +21,7 @@ import pytest
 from include.common.run_folder import folder_of
 from include.users_report.report import SUMMARY_FILE, read_marts
 from scripts.local_env import REPO_ROOT, without_airflow_settings
-from tests.conftest import run_folder_on, stored, users_in
+from tests.conftest import DBT_BUILD_TASK, run_folder_on, stored, users_in
 from tests.integration.expected import ROW, assert_succeeded, user_rows
 from tests.reliability.invariants import warehouse_state
 
@@ -29,8 +29,8 @@ pytestmark = pytest.mark.e2e
 
 LOGICAL_DATE = "2024-10-05"
 USERS = 5003  # two pages
-RUN_FILES = ["dbt/run_results.json", "raw/manifest.json", "raw/page-00001.json", "raw/page-00002.json"]
-RUN_FILES.append("users.csv")
+RUN_FILES = [f"dbt/{DBT_BUILD_TASK}/run_results.json", "raw/manifest.json", "raw/page-00001.json"]
+RUN_FILES += ["raw/page-00002.json", "users.csv"]
 REPORT_FILES = ["summary.md", "users_by_country.svg", "users_by_registration_year.svg"]
 
 
@@ -97,7 +97,7 @@ def test_make_demo_with_the_run_folder_on_s3(object_store):
 
     s3 = object_store.filesystem()
     assert sorted(stored(s3, run_folder_on(object_store, "demo", "user_processing", "2024-01-01"))) == [
-        "dbt/run_results.json",
+        f"dbt/{DBT_BUILD_TASK}/run_results.json",
         "raw/manifest.json",
         "raw/page-00001.json",
         "users.csv",
