@@ -482,8 +482,7 @@ METHOD = """## How it is measured
 - **Noise**: the machine may be shared, so every time has its min-max spread over the repeats,
   and project and baseline alternate. Runs differ more than the spreads suggest (the naive baseline
   at 1M runs once; at 10k a load takes 50 ms, of which starting psql is a good part): run
-  `make bench` twice before trusting a difference of less than a fifth. docs/performance.md gives
-  the range over three runs on the machine above.
+  `make bench` twice before trusting a difference of less than a fifth.
 - **Not timed**: interpreter start and imports, and the first ObjectStoragePath read of a process
   (it loads Airflow's plugins: {warm_up} here, once per task whatever N).
 """

@@ -7,11 +7,11 @@ connection) rolls everything back, so `users` is never left holding half a batch
 same batch rewrites nothing: rows whose values did not change are skipped, `loaded_at` included.
 
 Why not one INSERT ... ON CONFLICT DO UPDATE: it inserts row by row speculatively (check, insert,
-confirm); at a million new users the whole load is about 1.6x faster this way (measured in
-docs/benchmarks.md, docs/performance.md). The UPDATE +
-INSERT pair is just as correct here because every load holds the advisory lock below, so no other
-load can insert the same user between the two statements (a writer that skips the lock makes the
-INSERT fail on the primary key: the load rolls back whole and the task retries).
+confirm); the whole load is faster this way (measured before and after the change,
+docs/performance.md; what it takes now: docs/benchmarks.md, section 2). The UPDATE + INSERT
+pair is just as correct here because every load holds the advisory lock below, so no other load
+can insert the same user between the two statements (a writer that skips the lock makes the INSERT
+fail on the primary key: the load rolls back whole and the task retries).
 
 Plain psycopg 3 (what PostgresHook hands out on Airflow 3), tested against a real PostgreSQL.
 Identifiers go through psycopg.sql and values through COPY: no SQL is built from data.

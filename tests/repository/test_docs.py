@@ -169,6 +169,27 @@ def test_every_setting_a_page_names_exists(page: Path):
     assert not missing_settings(page.read_text()), "no such setting: neither the project nor Airflow reads it"
 
 
+# Measured figures live in the pages `make bench` generates; the other pages link to them, so a new
+# run cannot leave a copy behind. A measure is a decimal with a unit (not a setting's round number),
+# a ratio that is not a target (not after >= or <=), or a throughput.
+GENERATED = re.compile(r"^benchmarks(-\w+)?\.md$")
+MEASURE = re.compile(
+    r"\b\d+\.\d+ ?(?:s|ms|min|MB|GB)\b"
+    r"|(?<![≥≤] )(?<![\d.])\d+(?:\.\d+)?x\b"
+    r"|\b\d[\d.,]*k?(?:/s| (?:rows|users)/s)"
+)
+
+
+def measures(text: str) -> list[str]:
+    return [match.group(0) for match in MEASURE.finditer(text)]
+
+
+@pytest.mark.parametrize("page", [p for p in PAGES if not GENERATED.match(p.name)], ids=str)
+def test_measured_figures_are_only_in_the_generated_benchmark_pages(page: Path):
+    found = measures(page.read_text())
+    assert not found, f"{page.name} copies measured figures {found}: link to docs/benchmarks*.md instead"
+
+
 def test_the_checks_catch_what_they_are_for():
     page = REPO_ROOT / "docs" / "a-page.md"
     stale = (
@@ -190,3 +211,11 @@ def test_the_checks_catch_what_they_are_for():
     assert not (
         missing_targets(fine) | missing_files(page, fine) | missing_models(fine) | missing_settings(fine)
     )
+    assert measures("took 93.4 s, 1.6x faster, 185k rows/s, 20.7k/s, 226.5 MB") == [
+        "93.4 s",
+        "1.6x",
+        "185k rows/s",
+        "20.7k/s",
+        "226.5 MB",
+    ]
+    assert not measures("a target of ≥ 4x and ≤ 1.5x, a poke every 30 s, 1 MB chunks, rows/s")
