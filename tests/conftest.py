@@ -6,6 +6,8 @@
 - ``airflow``: one migrated Airflow home (metadata DB in the same cluster, the project's pools) and a
   CLI runner for it.
 - ``dbt``: the dbt CLI of .venv-dbt, pointed at the warehouse through dbt_project/profiles.yml.
+- ``serving_json(answer)``: a real HTTP server of a test's own, answering with the JSON it is given (an API
+  of your own, in its tests).
 - ``object_store``: one S3 server (`rclone serve s3`) for run folders on an object store; each test
   that uses it picks a prefix of its own (ThrowawayS3.airflow_settings).
 """
@@ -21,11 +23,14 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path, PurePosixPath
 
 import psycopg
@@ -137,6 +142,31 @@ def user_api(_user_api_server: StandInUserApi) -> Iterator[UserApi]:
     api.reset()
     yield api
     api.reset()
+
+
+@contextmanager
+def serving_json(answer: object) -> Iterator[str]:
+    """A real HTTP server on 127.0.0.1 answering every GET with `answer` as JSON, until the block
+    ends; yields its URL, http://127.0.0.1:<port>, which an AIRFLOW_CONN_<ID> takes as it is."""
+    body = json.dumps(answer).encode()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
 
 
 @pytest.fixture(scope="session")

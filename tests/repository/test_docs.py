@@ -6,7 +6,7 @@ from __future__ import annotations
 import ast
 import re
 from functools import cache
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import pytest
 
@@ -31,6 +31,8 @@ NOT_SHIPPED = (
     "dbt_project/dependencies.yml",
     "dbt_project/selectors.yml",
 )
+# A file a page has the reader create, named on the line before its block: it exists once they did.
+NEW_FILE = re.compile(r"^New file `([^`]+)`:$", re.M)
 # A name that stands for one of the reader's own.
 PLACEHOLDER = re.compile(r"<|\*|\{|my_|your_")
 MODEL = re.compile(r"^(?:analytics\.)?((?:stg|int|dim|fct)_\w+|\w+_by_\w+)$")
@@ -45,6 +47,12 @@ def code_spans(text: str) -> list[str]:
     fenced = re.findall(r"^```[^\n]*\n(.*?)^```", text, re.M | re.S)
     inline = re.findall(r"(?<!`)`([^`\n]+)`(?!`)", re.sub(r"^```.*?^```", "", text, flags=re.M | re.S))
     return inline + [line for block in fenced for line in block.splitlines()]
+
+
+def created_by(text: str) -> set[str]:
+    """The files a page has the reader create, and the folders they are in."""
+    files = set(NEW_FILE.findall(text))
+    return files | {str(folder) for name in files for folder in PurePosixPath(name).parents} - {"."}
 
 
 def make_targets() -> set[str]:
@@ -131,15 +139,22 @@ def missing_files(page: Path, text: str) -> set[str]:
     # A repository path anywhere in the text (prose, code, commands), and a top-level file in code.
     paths = [match[0] for match in re.finditer(rf"(?<![\w/.-]){TOP}/[\w./-]*\w", text)]
     paths += [span for span in map(str.strip, code_spans(text)) if re.fullmatch(TOP_FILES, span)]
+    created = created_by(text)
     for path in paths:
-        if not (PLACEHOLDER.search(path) or path.startswith(NOT_SHIPPED) or (REPO_ROOT / path).exists()):
+        if not (
+            PLACEHOLDER.search(path)
+            or path.startswith(NOT_SHIPPED)
+            or path in created
+            or (REPO_ROOT / path).exists()
+        ):
             missing.add(path)
     return missing
 
 
 def missing_models(text: str) -> set[str]:
     named = {match[1] for span in code_spans(text) if (match := MODEL.match(span.strip()))}
-    return named - dbt_models()
+    created = {PurePosixPath(name).stem for name in created_by(text) if name.startswith("dbt_project/")}
+    return named - dbt_models() - created
 
 
 def missing_settings(text: str) -> set[str]:
@@ -198,15 +213,23 @@ def test_the_checks_catch_what_they_are_for():
         "set `[user_processing] dbt_gone` or AIRFLOW__CORE__NO_SUCH_OPTION=1.\n"
         "```bash\nmake demo && make no-such-target\n```\n"
     )
+    stale += "New file `include/mine/one.py`:\n```python\n```\nNot include/mine/two.py nor `stg_mine`.\n"
     assert missing_targets(stale) == {"dbt-build", "no-such-target"}
-    assert missing_files(page, stale) == {"include/common/gone.py", "gone.md", "scripts/gone.py"}
-    assert missing_models(stale) == {"dim_gone"}
+    assert missing_files(page, stale) == {
+        "include/common/gone.py",
+        "gone.md",
+        "scripts/gone.py",
+        "include/mine/two.py",
+    }
+    assert missing_models(stale) == {"dim_gone", "stg_mine"}
     assert missing_settings(stale) == {"[user_processing] dbt_gone", "[core] no_such_option"}
     fine = (
         "Run `make demo`, edit `include/common/settings.py` or [this](pipeline.md#x), query `stg_users`,\n"
         "set `[user_processing] sensor_timeout`, `[user_processing] retries` (every DAG's),\n"
         "`[core] executor`,"
         "AIRFLOW__CORE__EXECUTION_API_SERVER_URL (no default), your `include/my_report/report.py`.\n"
+        "New file `dbt_project/models/mine/stg_mine.sql`:\n```sql\nselect 1\n```\n"
+        "It is in dbt_project/models/mine, and `stg_mine` is a model.\n"
     )
     assert not (
         missing_targets(fine) | missing_files(page, fine) | missing_models(fine) | missing_settings(fine)
