@@ -3,9 +3,11 @@
 One stack per session, in this order: an engine (tests/docker/engine.py), the base images pulled or
 stood in (images.py), a scratch copy of the checkout with its own `make env` (project.py), then
 `docker compose build` and `docker compose up -d --wait`. The tests in test_compose_stack.py then use it
-as a user would, in file order; then test_image.py runs `make image` in the same copy and the image
-alone. At the end the stack is taken down with its volumes and a private engine is stopped, pass or
-fail. On a failure, the end of every service's log is shown.
+as a user would, in file order, with those of test_worker_elsewhere.py (a worker on the second host)
+before its README, secret and exposure tests; then test_image.py checks the image alone. `make image`
+runs once in the same copy, for the first test that needs its image. The whole session logs tasks to
+an object store of its own (remote logging). At the end the stack is taken down with its volumes and
+a private engine is stopped, pass or fail. On a failure, the end of every service's log is shown.
 """
 
 from __future__ import annotations

@@ -84,6 +84,10 @@ def elsewhere(
         f"PUBLISH_ADDRESS={second_host.first_address}, docker compose up -d {' '.join(services)}:"
         f" {time.monotonic() - started:.0f} s"
     )
+    # The api-server is no longer on 127.0.0.1: the session's client follows it (0.0.0.0, which the
+    # exposure test publishes on later, includes this address).
+    address, port = published_ports(stack)[("airflow-apiserver", 8080)]
+    api.base_url = f"http://{address}:{port}"
     (config,) = deploying_commands("docker compose config")
     made = stack.shell(config)
     assert made.returncode == 0, f"{config}\n{made.stdout}{made.stderr}"
