@@ -156,10 +156,13 @@ def test_a_worker_on_the_second_host_runs_a_whole_run_and_its_logs_outlive_it(
     second_host.engine.docker("rm", "--force", "airflow-worker")
     for task_id in ran:
         stored = wait_for_stored_log(object_store, run_id, task_id, 1)
-        content = task_log(api, run_id, task_id, 1)
-        assert f"s3://{object_store.bucket}/{LOG_PREFIX}/" in content, content[:3000]
-        assert stored.stat().st_size > 0
-        assert hostname in content or task_id in content, content[:3000]
+        sources, events = task_log(api, run_id, task_id, 1)
+        key = stored.relative_to(object_store.buckets)
+        assert sources == [f"s3://{key}"], sources
+        # What the worker uploaded is what the API serves: every line of it, in order.
+        uploaded = [json.loads(line)["event"] for line in stored.read_text().splitlines() if line.strip()]
+        assert len(uploaded) > 3, stored.read_text()
+        assert [event for event in events if event in uploaded] == uploaded, (uploaded, events)
     say(f"{len(ran)} task logs read through the REST API from the object store, the worker removed")
 
 
@@ -210,10 +213,13 @@ def wait_for_stored_log(object_store: ThrowawayS3, run_id: str, task_id: str, at
     return path
 
 
-def task_log(api: AirflowApi, run_id: str, task_id: str, attempt: int) -> str:
-    """The try's log as the REST API serves it (what the UI shows), as text."""
+def task_log(api: AirflowApi, run_id: str, task_id: str, attempt: int) -> tuple[list[str], list[str]]:
+    """The try's log as the REST API serves it (what the UI shows): where it was read from, and its
+    lines' messages."""
     path = (
         f"/api/v2/dags/{DAG_ID}/dagRuns/{urllib.parse.quote(run_id)}/taskInstances/{task_id}"
         f"/logs/{attempt}?full_content=true"
     )
-    return json.dumps(api.request("GET", path)["content"])
+    content = api.request("GET", path)["content"]
+    sources = [source for line in content for source in line.get("sources", [])]
+    return sources, [line.get("event") for line in content if "sources" not in line]
