@@ -146,6 +146,12 @@ def test_a_worker_on_the_second_host_runs_a_whole_run_and_its_logs_outlive_it(
     run_id = api.trigger(DAG_ID, ELSEWHERE_DATE, {"users": USERS})
     task_instances = assert_run_succeeds(stack, api, run_id)
     ran = {ti["task_id"]: (ti["hostname"], ti["try_number"]) for ti in task_instances}
+    retried = {
+        task_id: [stored_error(object_store, run_id, task_id, attempt) for attempt in range(1, tries)]
+        for task_id, (_, tries) in ran.items()
+        if tries > 1
+    }
+    assert not retried, f"tries that failed: {retried}"
     assert set(ran.values()) == {(hostname, 1)}, ran
     assert_warehouse_holds_exactly_the_served_users(stack, api)
     assert_marts_match_the_served_users(stack, api)
@@ -194,9 +200,9 @@ def test_the_second_host_cut_off_mid_load_and_the_run_still_loads_exactly_the_se
     assert_marts_match_the_served_users(stack, api)
 
 
-def wait_for_stored_log(object_store: ThrowawayS3, run_id: str, task_id: str, attempt: int) -> Path:
-    """The task's log on the object store, once its worker has uploaded it (when the task ended)."""
-    path = (
+def stored_log(object_store: ThrowawayS3, run_id: str, task_id: str, attempt: int) -> Path:
+    """Where a try's log lands on the object store (on the server's disk)."""
+    return (
         object_store.buckets
         / object_store.bucket
         / LOG_PREFIX
@@ -205,6 +211,23 @@ def wait_for_stored_log(object_store: ThrowawayS3, run_id: str, task_id: str, at
         / f"task_id={task_id}"
         / f"attempt={attempt}.log"
     )
+
+
+def stored_error(object_store: ThrowawayS3, run_id: str, task_id: str, attempt: int) -> str:
+    """What a failed try logged last (its exception, when it logged one), from the object store."""
+    path = stored_log(object_store, run_id, task_id, attempt)
+    if not path.is_file():
+        return f"no log on the object store ({path.name})"
+    lines = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    errors = [
+        f"{e.get('exc_type')}: {e.get('exc_value')}" for line in lines for e in line.get("error_detail", [])
+    ]
+    return " / ".join(errors) or " | ".join(str(line.get("event")) for line in lines[-5:])
+
+
+def wait_for_stored_log(object_store: ThrowawayS3, run_id: str, task_id: str, attempt: int) -> Path:
+    """The task's log on the object store, once its worker has uploaded it (when the task ended)."""
+    path = stored_log(object_store, run_id, task_id, attempt)
     deadline = time.monotonic() + LOG_TIMEOUT
     while not path.is_file():
         found = sorted(str(p) for p in path.parent.parent.rglob("*")) if path.parent.parent.exists() else []
