@@ -237,12 +237,13 @@ def wait_for_stored_log(object_store: ThrowawayS3, run_id: str, task_id: str, at
 
 
 def task_log(api: AirflowApi, run_id: str, task_id: str, attempt: int) -> tuple[list[str], list[str]]:
-    """The try's log as the REST API serves it (what the UI shows): where it was read from, and its
-    lines' messages."""
+    """The try's log as the REST API serves it (what the UI shows): where it was read from (the
+    lines of its "Log message source details" group), and its lines' messages after that group."""
     path = (
         f"/api/v2/dags/{DAG_ID}/dagRuns/{urllib.parse.quote(run_id)}/taskInstances/{task_id}"
         f"/logs/{attempt}?full_content=true"
     )
-    content = api.request("GET", path)["content"]
-    sources = [source for line in content for source in line.get("sources", [])]
-    return sources, [line.get("event") for line in content if "sources" not in line]
+    events = [line.get("event") for line in api.request("GET", path)["content"]]
+    assert events[:1] == ["::group::Log message source details"], events[:10]
+    end = events.index("::endgroup::")
+    return events[1:end], events[end + 1 :]
