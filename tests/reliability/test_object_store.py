@@ -11,10 +11,8 @@ from __future__ import annotations
 
 import contextlib
 import re
-import signal
 import subprocess
 import sys
-import time
 from datetime import UTC, datetime
 
 import pytest
@@ -60,13 +58,25 @@ def fail_mid_write(path) -> None:
         raise RuntimeError("the worker failed mid-write")
 
 
+# The writer stops itself once the first part of its upload is stored: held there, mid-upload, for the
+# test to look and then kill it, however fast the upload would otherwise end.
 WRITE_IN_A_PROCESS = """
-import os, sys
+import os, signal, sys
+import s3fs
 from airflow.sdk import ObjectStoragePath
 from include.common import run_folder
+
+call_s3 = s3fs.S3FileSystem._call_s3
+async def held_after_the_first_part(self, method, *args, **kwargs):
+    result = await call_s3(self, method, *args, **kwargs)
+    if method == "upload_part":
+        print("mid-upload", flush=True)
+        os.kill(os.getpid(), signal.SIGSTOP)
+    return result
+s3fs.S3FileSystem._call_s3 = held_after_the_first_part
+
 with run_folder.open_for_atomic_write(ObjectStoragePath(sys.argv[1])) as file:
     file.write(os.urandom(int(sys.argv[2])))
-    print("written", flush=True)
 """
 
 
@@ -79,15 +89,9 @@ def test_a_writer_killed_mid_upload_leaves_no_object(folder, object_store):
     )
     try:
         for line in writer.stdout:  # Airflow logs to stdout too
-            if line == "written\n":
+            if line == "mid-upload\n":
                 break
-        assert writer.poll() is None, "the writer ended before its upload"
-        deadline = time.monotonic() + 60
-        while not uploads_under_way(s3, csv.path):
-            assert writer.poll() is None, "the upload ended before the test saw it under way"
-            assert time.monotonic() < deadline, "no upload under way after 60 s"
-            time.sleep(0.02)
-        writer.send_signal(signal.SIGSTOP)  # held there, mid-upload
+        assert writer.poll() is None, "the writer ended before the first part of its upload"
         assert uploads_under_way(s3, csv.path)
         assert not s3.exists(csv.path)  # not there for any reader
     finally:
