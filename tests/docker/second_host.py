@@ -145,6 +145,20 @@ class SecondHost:
         _ip("-n", NAMESPACE, "address", "add", f"{self.second_address}/30", "dev", "eth0")
         _ip("-n", NAMESPACE, "link", "set", "eth0", "up")
         _ip("-n", NAMESPACE, "link", "set", "lo", "up")
+        self._start_engine()
+
+    def power_on(self) -> None:
+        """After cut_off: its network card up again and its engine started on the same disk, as a
+        machine that gets its power back. Its addresses stay, so what this host publishes on
+        `first_address` (ports, the object store) serves it again; its containers are removed."""
+        if self.running:
+            return
+        unmount_below(RUN_DIR)  # what the killed engine's containers had mounted
+        unmount_below(DATA_ROOT)
+        _ip("-n", NAMESPACE, "link", "set", "eth0", "up")
+        self._start_engine()
+
+    def _start_engine(self) -> None:
         RUN_DIR.mkdir(parents=True, exist_ok=True)
         DATA_ROOT.mkdir(parents=True, exist_ok=True)
         config = RUN_DIR / "daemon.json"  # not /etc/docker/daemon.json, which is the first engine's

@@ -35,6 +35,7 @@ from include.user_processing.extract import seed_for
 from include.user_processing.settings import DEFAULT_USERS_PER_RUN
 from include.user_processing.user_api import page_sizes
 from scripts.airflow_api import AirflowApi
+from scripts.local_env import ThrowawayS3
 from scripts.make_env import GENERATED
 from scripts.standin_user_api import generate_page
 from tests.docker.conftest import OUTSIDE_FILE, PLANTED_LINK, USER_PASSWORD, USER_SETTINGS, say
@@ -542,10 +543,11 @@ def test_the_readme_course_commands_work_as_written(stack: ComposeProject):
 
 
 def test_no_log_or_file_the_stack_wrote_holds_a_secret_even_at_debug_level(
-    stack: ComposeProject, api: AirflowApi
+    stack: ComposeProject, api: AirflowApi, object_store: ThrowawayS3
 ):
-    """Every service's output, every file under logs/ (the tasks', the dag-processor's)
-    and the airflow.cfg airflow-init rendered."""
+    """Every service's output, every file under logs/ (the tasks', the dag-processor's), the airflow.cfg
+    airflow-init rendered, and every object on the object store (the task logs uploaded there, by the
+    worker on the second host too, and the run folders of the runs there)."""
     files = sorted(
         path for path in (stack.folder / "logs").rglob("*") if path.is_file() and not path.is_symlink()
     )
@@ -561,6 +563,11 @@ def test_no_log_or_file_the_stack_wrote_holds_a_secret_even_at_debug_level(
     assert '"level":"debug"' in "".join(sources[str(p.relative_to(stack.folder))] for p in task_logs).replace(
         " ", ""
     ), "the task logs are not at DEBUG level"
+    stored = sorted(path for path in object_store.buckets.rglob("*") if path.is_file())
+    uploaded = [path for path in stored if f"dag_id={DAG_ID}" in str(path) and path.suffix == ".log"]
+    assert uploaded, f"no task log on the object store: {[str(p) for p in stored[:20]]}"
+    for path in stored:
+        sources[f"object store: {path.relative_to(object_store.buckets)}"] = path.read_text(errors="replace")
     for container in stack.containers():
         output = stack.compose("logs", "--no-color", container["Service"]).stdout
         assert output.strip(), f"no output from {container['Service']}"
@@ -569,6 +576,7 @@ def test_no_log_or_file_the_stack_wrote_holds_a_secret_even_at_debug_level(
     secrets = {name: generated[name] for name in SECRET_NAMES}
     # The password of the connection in airflow.env: the user's own secrets stay out as well.
     secrets["USER_PASSWORD"] = USER_PASSWORD
+    secrets["the object store's secret key"] = object_store.secret_key
     leaks = [
         f"{name} in {source}: {_context(text, value)}"
         for source, text in sources.items()

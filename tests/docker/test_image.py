@@ -20,7 +20,6 @@ import subprocess
 import tarfile
 import tempfile
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -56,15 +55,6 @@ USERS = 300
 RUN_FOLDER = run_folder.folder_of(Path(PROJECT_ROOT) / "run-folders", DAG_ID, LOGICAL_DATE)
 # What the build puts into dbt_project/target/, and nothing else (the Dockerfile prunes the rest).
 BUILT = {str(MANIFEST), str(FINGERPRINT), "target/partial_parse.msgpack"}
-# What a local run leaves in the checkout, planted before `make image`: none of it may reach the build.
-PLANTED = {
-    "include/__pycache__/planted.cpython-311.pyc": b"\0",
-    "dbt_project/.user.yml": b"id: planted\n",
-    "dbt_project/logs/dbt.log": b"planted\n",
-    "dbt_project/target/run_results.json": b"{}\n",
-    ".venv/pyvenv.cfg": b"home = /usr/bin\n",
-}
-
 # The airflow CLI, with a Python audit hook that records every process it starts (subprocess.Popen):
 # what proves that parsing the DAGs started no dbt. Run as `python -c WATCHED airflow-arguments...`.
 WATCHED = """
@@ -117,36 +107,6 @@ echo "== import errors"
 {AS_IMAGE_USER} python -c {shlex.quote(WATCHED)} dags list-import-errors --local --output json || true
 echo "== as root"; watched dags list --local --output json
 """
-
-
-@pytest.fixture(scope="module")
-def image(project: ComposeProject, base_images) -> Iterator[str]:
-    """`make image` in the scratch copy, with what a local run leaves behind planted first; the image
-    is removed at the end."""
-    for name, content in PLANTED.items():
-        path = project.folder / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(content)
-    started = time.monotonic()
-    made = subprocess.run(
-        ["make", "image"],
-        cwd=project.folder,
-        env=project.engine.env,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    output = made.stdout + made.stderr
-    assert made.returncode == 0, f"make image failed:\n{output[-6000:]}"
-    printed = re.search(r"^image: (\S+)$", made.stdout, re.M)
-    assert printed, f"make image printed no `image: <name>:<tag>` line:\n{made.stdout[-3000:]}"
-    reference = printed[1]
-    size = int(project.engine.docker("image", "inspect", "--format", "{{.Size}}", reference).stdout)
-    say(f"make image: {reference}, {size / 1e9:.2f} GB, in {time.monotonic() - started:.0f} s")
-    try:
-        yield reference
-    finally:
-        project.engine.docker("image", "rm", reference, check=False)
 
 
 def test_make_image_tags_the_image_with_the_code_it_holds(project: ComposeProject, image: str):
