@@ -72,7 +72,7 @@ bench: install ## the pipeline vs naive baselines, dbt's modes vs one dbt build 
 	$(BIN)/python -m bench.run
 
 test: lint ## lint + the whole suite but Docker: real PostgreSQL, Airflow, dbt and HTTP
-	$(BIN)/python -m pytest -m "not docker"
+	$(BIN)/python -m pytest -m "not docker" --durations=25
 
 # Everything that needs no server: unit, DAG integrity, static checks of the compose file.
 test-fast: lint ## lint + the tests that start no server (under a minute)

@@ -98,6 +98,15 @@ class AirflowApi:
         )
         return self.request("GET", path)["value"]
 
+    def task_log(self, dag_id: str, run_id: str, task_id: str, try_number: int) -> list[dict]:
+        """A try's log lines as the UI shows them (from wherever the log is): dicts with `event` and
+        whatever else the line holds (`error_detail`, ...)."""
+        path = (
+            f"/api/v2/dags/{dag_id}/dagRuns/{urllib.parse.quote(run_id)}/taskInstances/{task_id}"
+            f"/logs/{try_number}?full_content=true"
+        )
+        return self.request("GET", path)["content"]
+
     def wait_for_run(self, dag_id: str, run_id: str, timeout: float) -> str:
         """The run's final state (success or failed); AssertionError if it is still going after timeout."""
         deadline = time.monotonic() + timeout

@@ -53,6 +53,7 @@ LOAD_USERS = 10_000  # each of the five runs of the load test
 PARSE_TIMEOUT = 180  # seconds until the dag-processor has the DAG in the database
 RUN_TIMEOUT = 900  # seconds for one run, dbt tasks included (a fault adds retries)
 TASK_TIMEOUT = 300  # seconds until a task reaches the state a fault test waits for
+LOG_TIMEOUT = 60  # seconds for a finished try's last lines to reach the log the REST API serves
 SECRET_NAMES = sorted(set(GENERATED) - {"AIRFLOW_UID"})
 README = Path(__file__).resolve().parents[2] / "README.md"
 # The first load run's run folder, as each worker sees it.
@@ -372,16 +373,18 @@ def test_the_warehouse_stopped_mid_load_leaves_its_rows_and_the_retry_loads_ever
         say(f"docker compose stop warehouse: store_user was running (try {try_number}), its load {blocked}")
     finally:
         lock.__exit__(None, None, None)  # its session went with the warehouse
-    # The try that was loading fails, and so does the next one while the warehouse is away.
-    failed = wait_for_task(api, run_id, "store_user", {"up_for_retry", "failed"}, try_number=2)
-    assert failed["state"] == "up_for_retry", f"store_user ran out of retries: {failed}"
-    errors = {attempt: attempt_error(stack, run_id, "store_user", attempt) for attempt in (1, 2)}
-    say(f"store_user's errors: try 1: {errors[1]!r}; try 2: {errors[2]!r}")
-    assert errors[1].startswith("WarehouseUnavailable: the warehouse went away"), errors
-    assert "warehouse" in errors[2], errors
-    started = time.monotonic()
-    stack.compose("start", "warehouse", timeout=120)
-    wait_for_warehouse(stack)
+    try:
+        # The try that was loading fails, and so does the next one while the warehouse is away.
+        failed = wait_for_task(api, run_id, "store_user", {"up_for_retry", "failed"}, try_number=2)
+        assert failed["state"] == "up_for_retry", f"store_user ran out of retries: {failed}"
+        errors = {attempt: attempt_error(api, run_id, "store_user", attempt) for attempt in (1, 2)}
+        say(f"store_user's errors: try 1: {errors[1]!r}; try 2: {errors[2]!r}")
+        assert errors[1].startswith("WarehouseUnavailable: the warehouse went away"), errors
+        assert "warehouse" in errors[2], errors
+    finally:  # whatever failed above, the tests after this one get their warehouse back
+        started = time.monotonic()
+        stack.compose("start", "warehouse", timeout=120)
+        wait_for_warehouse(stack)
     # All or nothing: the table holds exactly what it held before this run (nothing loads it meanwhile:
     # the next try starts at least 10 s after the last one failed).
     after = warehouse_checksum(stack)
@@ -421,7 +424,7 @@ def test_five_runs_at_once_on_two_workers_all_succeed_without_a_deadlock_or_two_
         # busy may follow an API timeout, which the run is built to survive).
         for ti in task_instances:
             for attempt in range(1, ti["try_number"]):
-                error = attempt_error(stack, run_id, ti["task_id"], attempt, required=False)
+                error = attempt_error(api, run_id, ti["task_id"], attempt, required=False)
                 retried.append(f"{ti['task_id']} try {attempt}: {error or 'no error logged'}")
                 assert not CLASH.search(error), f"{run_id}: {retried[-1]}"
         run = api.run(DAG_ID, run_id)
@@ -1060,25 +1063,27 @@ def wait_for_warehouse(stack: ComposeProject, timeout: float = 120) -> None:
         time.sleep(0.5)
 
 
-def attempt_error(
-    stack: ComposeProject, run_id: str, task_id: str, attempt: int, required: bool = True
-) -> str:
-    """The exception a try of a task failed with, from its log (JSON lines): "Type: message", then
-    "(from Type: message)" for each of its causes ("" when none was logged and not required: a try
-    killed with its worker logs none)."""
-    folder = stack.folder / "logs" / f"dag_id={DAG_ID}" / f"run_id={run_id}" / f"task_id={task_id}"
-    (log,) = folder.glob(f"**/attempt={attempt}.log")
-    errors = []
-    for line in log.read_text(errors="replace").splitlines():
-        try:
-            entry = json.loads(line)
-        except ValueError:
-            continue
-        if chain := entry.get("error_detail"):  # the exception raised, then its causes
-            raised, *causes = (f"{e.get('exc_type')}: {e.get('exc_value')}" for e in chain)
-            errors.append(raised + "".join(f" (from {cause})" for cause in causes))
-    assert errors or not required, f"no error in {log}:\n{log.read_text(errors='replace')[-3000:]}"
-    return " ".join(errors[-1].split()) if errors else ""
+def attempt_error(api: AirflowApi, run_id: str, task_id: str, attempt: int, required: bool = True) -> str:
+    """The exception a try of a task failed with, from its log as the REST API serves it (what the UI
+    shows, wherever the log is: the object store, the worker): "Type: message", then "(from Type:
+    message)" for each of its causes ("" when none was logged and not required: a try killed with its
+    worker logs none). A required error is waited for: the try's state can be set before its last
+    lines are written."""
+    deadline = time.monotonic() + LOG_TIMEOUT
+    while True:
+        lines = api.task_log(DAG_ID, run_id, task_id, attempt)
+        errors = []
+        for entry in lines:
+            if chain := entry.get("error_detail"):  # the exception raised, then its causes
+                raised, *causes = (f"{e.get('exc_type')}: {e.get('exc_value')}" for e in chain)
+                errors.append(raised + "".join(f" (from {cause})" for cause in causes))
+        if errors or not required:
+            return " ".join(errors[-1].split()) if errors else ""
+        tail = "\n".join(str(entry.get("event")) for entry in lines[-30:])
+        assert time.monotonic() < deadline, (
+            f"no error in {task_id}'s try {attempt} after {LOG_TIMEOUT} s:\n{tail}"
+        )
+        time.sleep(2)
 
 
 def psql(stack: ComposeProject, service: str, user: str, sql: str) -> list[tuple[str, ...]]:

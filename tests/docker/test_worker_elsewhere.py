@@ -17,12 +17,12 @@ import json
 import re
 import subprocess
 import time
-import urllib.parse
 from pathlib import Path
 
 import pytest
 
 from include.common.run_folder import RUN_FOLDER_URL_VARIABLE
+from scripts import worker_env
 from scripts.airflow_api import AirflowApi
 from scripts.local_env import ThrowawayS3
 from tests.docker.conftest import LOG_PREFIX, say
@@ -31,6 +31,7 @@ from tests.docker.project import ComposeProject
 from tests.docker.second_host import SecondHost
 from tests.docker.test_compose_stack import (
     DAG_ID,
+    LOG_TIMEOUT,
     PARSE_TIMEOUT,
     USERS,
     assert_marts_match_the_served_users,
@@ -51,7 +52,6 @@ DEPLOYING = Path(__file__).resolve().parents[2] / "docs" / "deploying.md"
 SECTION = "## A worker on another machine"
 ELSEWHERE_DATE, CUT_OFF_DATE = (f"2024-04-0{day}T00:00:00+00:00" for day in (1, 2))
 CELERY_APP = "airflow.providers.celery.executors.celery_executor.app"
-LOG_TIMEOUT = 60  # seconds for a finished task's log to reach the object store
 
 
 def deploying_commands(prefix: str) -> list[str]:
@@ -78,7 +78,9 @@ def elsewhere(
         second_host.power_on()
     started = time.monotonic()
     stack.set_dotenv({"PUBLISH_ADDRESS": second_host.first_address})
-    services = sorted({service for service, _ in published_ports(stack)} - {"flower"})
+    # Every service that publishes a port, from the configuration: a stopped one is republished too.
+    config = json.loads(stack.compose("config", "--format", "json").stdout)
+    services = sorted(set(worker_env.published(config)) - {"flower"})
     stack.compose("up", "-d", "--wait", "--no-deps", *services, timeout=600)
     say(
         f"PUBLISH_ADDRESS={second_host.first_address}, docker compose up -d {' '.join(services)}:"
@@ -88,10 +90,10 @@ def elsewhere(
     # exposure test publishes on later, includes this address).
     address, port = published_ports(stack)[("airflow-apiserver", 8080)]
     api.base_url = f"http://{address}:{port}"
-    (config,) = deploying_commands("docker compose config")
-    made = stack.shell(config)
-    assert made.returncode == 0, f"{config}\n{made.stdout}{made.stderr}"
-    say(f"{config}: {made.stdout.strip()}")
+    (command,) = deploying_commands("docker compose config")
+    made = stack.shell(command)
+    assert made.returncode == 0, f"{command}\n{made.stdout}{made.stderr}"
+    say(f"{command}: {made.stdout.strip()}")
     say(second_host.load(stack.engine, image))
     api.wait_for_dag(DAG_ID, PARSE_TIMEOUT)
     variable = {"key": RUN_FOLDER_URL_VARIABLE, "value": object_store.run_folder_url()}
@@ -239,11 +241,7 @@ def wait_for_stored_log(object_store: ThrowawayS3, run_id: str, task_id: str, at
 def task_log(api: AirflowApi, run_id: str, task_id: str, attempt: int) -> tuple[list[str], list[str]]:
     """The try's log as the REST API serves it (what the UI shows): where it was read from (the
     lines of its "Log message source details" group), and its lines' messages after that group."""
-    path = (
-        f"/api/v2/dags/{DAG_ID}/dagRuns/{urllib.parse.quote(run_id)}/taskInstances/{task_id}"
-        f"/logs/{attempt}?full_content=true"
-    )
-    events = [line.get("event") for line in api.request("GET", path)["content"]]
+    events = [line.get("event") for line in api.task_log(DAG_ID, run_id, task_id, attempt)]
     assert events[:1] == ["::group::Log message source details"], events[:10]
     end = events.index("::endgroup::")
     return events[1:end], events[end + 1 :]
