@@ -71,8 +71,12 @@ screenshots: install ## the README's pictures -> docs/img/ (a real run, in Chrom
 bench: install ## the pipeline vs naive baselines, dbt's modes vs one dbt build -> docs/benchmarks*.* (25-50 min)
 	$(BIN)/python -m bench.run
 
+# One pytest process per core (at most 4; pytest-xdist), each test file whole on one of them, each
+# process with its own throwaway PostgreSQL, Airflow home and stand-in API: most of a test waits on
+# Airflow, dbt or a subprocess, and one process left the second core of a 2-core machine idle. The 25
+# slowest tests are listed at the end.
 test: lint ## lint + the whole suite but Docker: real PostgreSQL, Airflow, dbt and HTTP
-	$(BIN)/python -m pytest -m "not docker" --durations=25
+	$(BIN)/python -m pytest -m "not docker" --numprocesses auto --maxprocesses 4 --dist loadfile --durations=25
 
 # Everything that needs no server: unit, DAG integrity, static checks of the compose file.
 test-fast: lint ## lint + the tests that start no server (under a minute)

@@ -14,8 +14,9 @@ from scripts.local_env import REPO_ROOT
 
 DAGS_FOLDER = REPO_ROOT / "dags"
 DAG_FILES = sorted(DAGS_FOLDER.glob("*.py"))
-# Parsing a DAG file, after `airflow.sdk` itself is imported, may take this long. The dag-processor
-# re-parses every file every 30 s by default, so slow top-level code costs all the time.
+# Parsing a DAG file, after `airflow.sdk` itself is imported, may take this much CPU time. The
+# dag-processor re-parses every file every 30 s by default, so slow top-level code costs all the time.
+# CPU time, not wall time: what the parse costs, whatever else the machine runs meanwhile.
 PARSE_BUDGET_SECONDS = 2.0
 # Import these inside tasks, never at the top of a DAG file: each costs the dag-processor on every parse.
 HEAVY_MODULES = ("pandas", "numpy", "pyarrow", "psycopg", "psycopg2", "dbt")
@@ -23,9 +24,9 @@ HEAVY_MODULES = ("pandas", "numpy", "pyarrow", "psycopg", "psycopg2", "dbt")
 MEASURE_PARSE = """
 import json, runpy, sys, time
 import airflow.sdk  # every DAG file pays this; the budget is for what comes after it
-started = time.perf_counter()
+started = time.process_time()
 runpy.run_path(sys.argv[1], run_name="dag_file")
-print(json.dumps({"seconds": time.perf_counter() - started, "modules": sorted(sys.modules)}))
+print(json.dumps({"seconds": time.process_time() - started, "modules": sorted(sys.modules)}))
 """
 
 
@@ -79,13 +80,12 @@ def test_every_task_runs_in_a_pool_the_project_creates(dagbag, dag_file):
 
 @pytest.mark.parametrize("dag_file", DAG_FILES, ids=lambda path: path.name)
 def test_parse_is_fast_and_imports_nothing_heavy(dag_file):
-    # The fastest of 3 fresh parses: the first one also writes bytecode caches, and a busy machine
-    # only ever adds time, so the minimum is the honest figure.
+    # The cheapest of 3 fresh parses: the first one also writes bytecode caches.
     runs = [parse_in_fresh_process(dag_file) for _ in range(3)]
     heavy = sorted(name for name in runs[0]["modules"] if name.split(".")[0] in HEAVY_MODULES)
     assert not heavy, f"{dag_file.name} imports {heavy} at parse time: import them inside the task"
     fastest = min(run["seconds"] for run in runs)
-    assert fastest < PARSE_BUDGET_SECONDS, f"{dag_file.name} took {fastest:.2f} s to parse"
+    assert fastest < PARSE_BUDGET_SECONDS, f"{dag_file.name} took {fastest:.2f} s of CPU to parse"
 
 
 def parse_in_fresh_process(dag_file) -> dict:
