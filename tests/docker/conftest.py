@@ -71,6 +71,11 @@ PLANTED = {
     ".venv/pyvenv.cfg": b"home = /usr/bin\n",
 }
 
+# What the tests themselves write into the checkout as its user, not the stack: what a local run leaves
+# (planted before `make image`) and the worker's environment (docs/deploying.md). The down test leaves
+# them out of its owner check.
+WRITTEN_AS_THE_USER = (*PLANTED, "worker.env")
+
 # A symlink planted in logs/ before `up`, pointing outside the checkout: airflow-init's chown must
 # change the link itself, never the file it points to (test_compose_stack.py checks both).
 PLANTED_LINK = "logs/planted-link"

@@ -22,7 +22,7 @@ import urllib.request
 from base64 import b64encode
 from collections import Counter
 from datetime import UTC, datetime
-from pathlib import Path
+from pathlib import Path, PurePath
 
 import psycopg
 import pytest
@@ -38,7 +38,14 @@ from scripts.airflow_api import AirflowApi
 from scripts.local_env import ThrowawayS3
 from scripts.make_env import GENERATED
 from scripts.standin_user_api import generate_page
-from tests.docker.conftest import OUTSIDE_FILE, PLANTED_LINK, USER_PASSWORD, USER_SETTINGS, say
+from tests.docker.conftest import (
+    OUTSIDE_FILE,
+    PLANTED_LINK,
+    USER_PASSWORD,
+    USER_SETTINGS,
+    WRITTEN_AS_THE_USER,
+    say,
+)
 from tests.docker.images import recipe_digest, standin_label
 from tests.docker.project import ComposeProject
 from tests.docker.second_host import SecondHost
@@ -780,7 +787,10 @@ def test_down_leaves_nothing_and_no_file_of_the_checkout_changed_owner(stack: Co
     }
     assert not changed, f"owner changed (before, after): {changed}"
     uid = int(stack.dotenv()["AIRFLOW_UID"])
-    new = {path: owner for path, owner in after.items() if path not in before}
+    written_as_the_user = {
+        str(path) for name in WRITTEN_AS_THE_USER for path in (PurePath(name), *PurePath(name).parents)
+    }
+    new = {path: owner for path, owner in after.items() if path not in before | written_as_the_user}
     assert new, "the stack wrote nothing into the checkout (logs/?)"
     foreign = {path: owner for path, owner in new.items() if owner != (uid, 0)}
     assert not foreign, f"new files not owned by AIRFLOW_UID={uid}:0: {foreign}"
