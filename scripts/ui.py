@@ -63,6 +63,9 @@ def main(argv: list[str]) -> int | str:
     if not port_is_free(args.port):
         return f"port {args.port} on 127.0.0.1 is in use: stop what holds it, or `make ui PORT=8081`"
     signal.signal(signal.SIGTERM, _interrupt)  # `kill` cleans up as Ctrl-C does
+    # Ctrl-C too, explicitly: started in the background by a shell (`make ui &`, a script) it would
+    # inherit SIGINT ignored, and then neither Ctrl-C nor `kill -INT` could stop it.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
     print("Starting a throwaway PostgreSQL and the stand-in user API; migrating Airflow's database ...")
     try:
