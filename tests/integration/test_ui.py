@@ -17,6 +17,7 @@ Every `airflow dags test` elsewhere runs on the default, a run folder on the loc
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
@@ -103,6 +104,18 @@ def listening_addresses(pid: int) -> set[str]:
     return addresses
 
 
+def airflow_home_of(pid: int, port: int) -> Path:
+    """The AIRFLOW_HOME of the Airflow services under pid, those serving on `port` (one, shared)."""
+    homes = set()
+    for process in psutil.Process(pid).children(recursive=True):
+        with contextlib.suppress(psutil.NoSuchProcess):
+            environ = process.environ()
+            if environ.get("AIRFLOW__API__PORT") == str(port):
+                homes.add(environ.get("AIRFLOW_HOME"))
+    assert len(homes) == 1, f"the services run with AIRFLOW_HOME {homes}"
+    return Path(homes.pop())
+
+
 def wait_for_report_of_marts(api: AirflowApi, warehouse_uri: str, s3, timeout: float) -> tuple[list, str]:
     """users_report's runs once all are done and the newest one's summary, read from the object store
     (`s3`, a client of its own), holds the marts' numbers."""
@@ -134,13 +147,12 @@ class UiSession:
     warehouse_uri: str
     user_api_url: str
     api: AirflowApi
-    homes_before: set[Path]
+    home: Path  # the AIRFLOW_HOME its services run with
 
 
 @pytest.fixture(scope="module")
 def ui(object_store) -> Iterator[UiSession]:
     port = free_port()
-    homes_before = set(LOCAL_DIR.glob("airflow-home-*"))
     process = subprocess.Popen(
         [sys.executable, "-m", "scripts.ui", "--port", str(port)],
         cwd=REPO_ROOT,
@@ -157,7 +169,8 @@ def ui(object_store) -> Iterator[UiSession]:
         api = AirflowApi(url).login("admin", password)
         api.wait_for_dag("user_processing", timeout=180)
         api.wait_for_dag("users_report", timeout=180)
-        yield UiSession(process, output, url, password, warehouse_uri, user_api_url, api, homes_before)
+        home = airflow_home_of(process.pid, port)
+        yield UiSession(process, output, url, password, warehouse_uri, user_api_url, api, home)
     finally:
         if process.poll() is None:  # the Ctrl-C test did not get to run
             os.killpg(process.pid, signal.SIGINT)
@@ -353,6 +366,8 @@ def test_ctrl_c_stops_everything_and_removes_it(ui: UiSession):
         raise
     assert code == 0, ui.output.text[-6000:]
     assert "Stopped; the throwaway databases and the Airflow home are removed." in ui.output.text
-    assert set(LOCAL_DIR.glob("airflow-home-*")) <= ui.homes_before, "the Airflow home was left behind"
+    # Its own home, read from its services: other test processes make homes of their own meanwhile.
+    assert ui.home.parent == LOCAL_DIR, ui.home
+    assert not ui.home.exists(), f"the Airflow home {ui.home} was left behind"
     with pytest.raises(psycopg.OperationalError):
         psycopg.connect(ui.warehouse_uri, connect_timeout=3)
