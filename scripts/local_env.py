@@ -2,9 +2,9 @@
 
 - ``ThrowawayPostgres``: a private PostgreSQL cluster from the locally installed server binaries,
   listening on a free 127.0.0.1 port, deleted when stopped.
-- ``StandInUserApi``: the bundled randomuser.me stand-in (scripts/standin_user_api) as a process.
+- ``standin_user_api``: the example's stand-in for randomuser.me, while the template's folder holds it.
 - ``local_airflow``: both of the above plus a migrated Airflow home with the project's pools, and two
-  databases as in the Docker stack: `airflow` (Airflow's metadata) and `warehouse` (the users).
+  databases as in the Docker stack: `airflow` (Airflow's metadata) and `warehouse` (what the DAGs load).
 - ``ThrowawayS3``: an S3 server (`rclone serve s3`) over a private folder, for run folders on an
   object store: its keys generated per start, listening on a free 127.0.0.1 port, deleted when stopped.
 """
@@ -27,7 +27,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
 
 from include.common.project import OBJECT_STORE_CONN_ID
 from scripts.make_env import USER_SETTINGS as USER_SETTINGS_NAME
@@ -242,40 +241,20 @@ def _user_can_enter(user: pwd.struct_passwd, folder: Path) -> bool:
     return probe.returncode == 0
 
 
-class StandInUserApi:
-    """The bundled stand-in for randomuser.me, in its own process on a free 127.0.0.1 port."""
-
-    def __init__(self, *extra_args: str, stderr: IO[str] | None = None) -> None:
-        self.extra_args = extra_args
-        self.stderr = stderr  # its request log; None: this process's stderr
-        self.process: subprocess.Popen | None = None
-        self.url = ""
-
-    def start(self) -> StandInUserApi:
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "scripts.standin_user_api", "--port", "0", *self.extra_args],
-            cwd=REPO_ROOT,
-            stdout=subprocess.PIPE,
-            stderr=self.stderr,
-            text=True,
-        )
-        line = self.process.stdout.readline().strip()
-        if not line.startswith("listening on "):
-            self.stop()
-            raise RuntimeError(f"the stand-in user API did not start (it printed {line!r})")
-        self.url = line.removeprefix("listening on ")
-        return self
-
-    def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            self.process.wait(timeout=10)
-
-    def __enter__(self) -> StandInUserApi:
-        return self.start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
+@contextmanager
+def standin_user_api(*args: str) -> Iterator[str | None]:
+    """The example's stand-in user API (template/standin_user_api) while the block runs: its URL. None
+    once the example and the template's folder are deleted (docs/your-own-pipeline.md): your DAGs'
+    connections then come from airflow.env or your shell alone."""
+    try:
+        from template.standin_user_api.process import StandInUserApi
+    except ModuleNotFoundError as missing:
+        if missing.name not in ("template", "template.standin_user_api"):
+            raise
+        yield None
+        return
+    with StandInUserApi(*args) as api:
+        yield api.url
 
 
 RCLONE_HINT = """rclone was not found beside this Python ({bin}): `make install` installs it
@@ -455,7 +434,7 @@ def airflow_env(
     airflow_home: Path,
     metadata_db_uri: str,
     warehouse_uri: str,
-    user_api_url: str,
+    user_api_url: str | None = None,
     user_settings: Path | None = USER_SETTINGS,
     shell: dict[str, str] | None = None,
 ) -> AirflowEnv:
@@ -466,7 +445,7 @@ def airflow_env(
     (AIRFLOW_VAR_*), the template's options (SHELL_SETTINGS) and any option the two set. Your
     shell's other Airflow options stay out (say, an executor meant for another Airflow), and so does
     anything that would point the run away from its throwaway services (LOCAL_RUN_OWNS).
-    `shell=None` is this process's environment.
+    `shell=None` is this process's environment. `user_api_url`: the example's stand-in API, if running.
     """
     shell = dict(os.environ) if shell is None else shell
     defaults = {
@@ -477,9 +456,10 @@ def airflow_env(
             "postgresql://", "postgresql+psycopg2://"
         ),
         "AIRFLOW_CONN_POSTGRES": warehouse_uri,
-        "AIRFLOW_CONN_USER_API": user_api_url,
         "AIRFLOW__COSMOS__ENABLE_TELEMETRY": "False",
     }
+    if user_api_url:
+        defaults["AIRFLOW_CONN_USER_API"] = user_api_url
     user = {}
     if user_settings is not None and user_settings.exists():
         user = read_user_settings(user_settings, reserved=TEMPLATE_SETTINGS | LOCAL_RUN_OWNS)
@@ -507,7 +487,7 @@ class LocalAirflow:
     postgres: ThrowawayPostgres
     metadata_db_uri: str
     warehouse_uri: str
-    standin_api_url: str  # the stand-in's, even where your AIRFLOW_CONN_USER_API points elsewhere
+    standin_api_url: str | None  # the stand-in's, even where your AIRFLOW_CONN_USER_API points elsewhere
     settings: AirflowEnv
 
     @property
@@ -551,22 +531,23 @@ def create_pools(env: dict[str, str]) -> None:
 
 @contextmanager
 def local_airflow(*user_api_args: str, **env_options) -> Iterator[LocalAirflow]:
-    """Throwaway PostgreSQL + stand-in API + a migrated Airflow home; all removed on exit.
+    """Throwaway PostgreSQL + the stand-in API (standin_user_api) + a migrated Airflow home; all
+    removed on exit.
 
     env_options go to airflow_env (user_settings=, shell=); its defaults read airflow.env and your shell.
     """
     LOCAL_DIR.mkdir(exist_ok=True)
     airflow_home = Path(tempfile.mkdtemp(prefix="airflow-home-", dir=LOCAL_DIR))
     try:
-        with ThrowawayPostgres() as postgres, StandInUserApi(*user_api_args) as user_api:
+        with ThrowawayPostgres() as postgres, standin_user_api(*user_api_args) as standin_url:
             metadata_db = postgres.create_database("airflow", "airflow", secrets.token_urlsafe(12))
             warehouse = postgres.create_database("warehouse", "warehouse", secrets.token_urlsafe(12))
             local = LocalAirflow(
                 postgres,
                 metadata_db,
                 warehouse,
-                user_api.url,
-                airflow_env(airflow_home, metadata_db, warehouse, user_api.url, **env_options),
+                standin_url,
+                airflow_env(airflow_home, metadata_db, warehouse, standin_url, **env_options),
             )
             migrated = local.airflow("db", "migrate")
             if migrated.returncode != 0:

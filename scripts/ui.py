@@ -46,7 +46,7 @@ BANNER = """
     user {user}, password {password}   (generated for this run)
     DAG user_processing is {paused}; trigger it from its page (the play button).
     The warehouse: psql "{warehouse}"
-    The stand-in user API: {user_api}  (faults on request: scripts/standin_user_api/server.py)
+    The stand-in user API: {user_api}  (faults on request: template/standin_user_api/server.py)
     Ctrl-C stops Airflow and removes everything this command started.
 """
 

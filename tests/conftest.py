@@ -2,9 +2,8 @@
 
 - ``postgres``: one throwaway PostgreSQL cluster (scripts/local_env.py) for the whole session.
 - ``warehouse_uri``: its `warehouse` database, what the Airflow connection `postgres` points at.
-- ``user_api``: the stand-in randomuser.me API as a real HTTP server process, faults cleared per test.
 - ``airflow``: one migrated Airflow home (metadata DB in the same cluster, the project's pools) and a
-  CLI runner for it.
+  CLI runner for it. The example's tests (tests/example/conftest.py) add the stand-in user API to it.
 - ``dbt``: the dbt CLI of .venv-dbt, pointed at the warehouse through dbt_project/profiles.yml.
 - ``serving_json(answer)``: a real HTTP server of a test's own, answering with the JSON it is given (an API
   of your own, in its tests).
@@ -24,8 +23,6 @@ import subprocess
 import sys
 import tempfile
 import threading
-import urllib.parse
-import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -38,11 +35,11 @@ import pytest
 from psycopg import sql
 
 from include.common.dbt_manifest import read_manifest
+from include.common.project import DBT_SCHEMA, LOAD_SCHEMA
 from scripts.local_env import (
     DBT_BIN,
     REPO_ROOT,
     PostgresNotInstalled,
-    StandInUserApi,
     ThrowawayPostgres,
     ThrowawayS3,
     airflow_env,
@@ -51,10 +48,7 @@ from scripts.local_env import (
     isolated,
 )
 
-FIXTURES = Path(__file__).parent / "fixtures"
 AIRFLOW_BIN = str(Path(sys.executable).parent / "airflow")
-SHIPPED_MODELS = ("stg_users", "dim_users", "users_by_country", "users_by_registration_year")
-DBT_BUILD_TASK = "transform_users.dbt_build"  # the default mode's one task
 
 
 @functools.cache
@@ -66,7 +60,7 @@ def dbt_manifest() -> dict:
 
 
 def dbt_project_name() -> str:
-    """The dbt project's name (dbt_project.yml), the middle of its nodes' ids: model.<name>.stg_users."""
+    """The dbt project's name (dbt_project.yml), the middle of its nodes' ids: model.<name>.<model>."""
     return dbt_manifest()["metadata"]["project_name"]
 
 
@@ -94,54 +88,13 @@ def warehouse_uri(postgres: ThrowawayPostgres) -> str:
 
 @pytest.fixture
 def warehouse(warehouse_uri: str) -> Iterator[psycopg.Connection]:
-    """A connection to the warehouse, which starts every test empty: no `users`, no dbt models."""
+    """A connection to the warehouse, which starts every test empty: no dbt models, no loaded table."""
     with psycopg.connect(warehouse_uri, autocommit=True) as conn:
-        conn.execute("DROP SCHEMA IF EXISTS analytics CASCADE")  # dbt's views read `users`: drop them first
-        conn.execute("DROP TABLE IF EXISTS users")
+        conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(DBT_SCHEMA)))
+        loaded = conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = %s", (LOAD_SCHEMA,))
+        for (table,) in loaded.fetchall():
+            conn.execute(sql.SQL("DROP TABLE {} CASCADE").format(sql.Identifier(LOAD_SCHEMA, table)))
         yield conn
-
-
-@dataclass
-class UserApi:
-    """Test handle on the stand-in API: its URL plus its fault-injection control endpoints."""
-
-    url: str
-
-    def control(self, method: str, path: str, body: dict | None = None) -> object:
-        request = urllib.request.Request(  # noqa: S310 - http:// to our own local server
-            f"{self.url}/__standin__/{path}",
-            method=method,
-            data=None if body is None else json.dumps(body).encode(),
-            headers={"Content-Type": "application/json"},
-        )
-        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 - as above
-            payload = response.read()
-        return json.loads(payload) if payload else None
-
-    def add_fault(self, mode: str, **options: object) -> None:
-        self.control("POST", "faults", {"mode": mode, **options})
-
-    def requests(self) -> list[dict]:
-        return self.control("GET", "requests")
-
-    def reset(self) -> None:
-        self.control("DELETE", "faults")
-        self.control("DELETE", "requests")
-        self.control("POST", "edge-cases", {"enabled": False})
-
-
-@pytest.fixture(scope="session")
-def _user_api_server() -> Iterator[StandInUserApi]:
-    with StandInUserApi() as server:
-        yield server
-
-
-@pytest.fixture
-def user_api(_user_api_server: StandInUserApi) -> Iterator[UserApi]:
-    api = UserApi(_user_api_server.url)
-    api.reset()
-    yield api
-    api.reset()
 
 
 @contextmanager
@@ -192,22 +145,30 @@ def stored(store, folder: str) -> dict[str, bytes]:
     return {key.removeprefix(f"{folder}/"): store.cat(key) for key in store.find(folder)}
 
 
-# The DAG the helpers below run unless told another: each takes dag_id=.
-DAG_ID = "user_processing"
-
-
-def _test_args(conf: dict | None, skip_dbt: bool) -> list[str]:
-    """Options of `airflow dags test`; skip_dbt marks the dbt tasks successful unrun."""
-    args = ["--conf", json.dumps(conf)] if conf else []
-    return args + (["--mark-success-pattern", r"transform_users\..*"] if skip_dbt else [])
-
-
 @dataclass
 class AirflowCli:
-    """Runs the real `airflow` CLI against the session's Airflow home."""
+    """Runs the real `airflow` CLI against the session's Airflow home.
+
+    Its helpers run `dag_id` unless given another (dag_id=); skip_dbt= marks the tasks of the DAG's
+    dbt task group `dbt_group` successful unrun (for tests about loading).
+    """
 
     env: dict[str, str]
     metadata_uri: str
+    dag_id: str = ""
+    dbt_group: str = ""
+
+    def _dag(self, dag_id: str | None) -> str:
+        assert dag_id or self.dag_id, "which DAG? pass dag_id="
+        return dag_id or self.dag_id
+
+    def _test_args(self, conf: dict | None, skip_dbt: bool) -> list[str]:
+        """Options of `airflow dags test`."""
+        args = ["--conf", json.dumps(conf)] if conf else []
+        if skip_dbt:
+            assert self.dbt_group, "skip_dbt needs the DAG's dbt task group: AirflowCli(dbt_group=)"
+            args += ["--mark-success-pattern", rf"{re.escape(self.dbt_group)}\..*"]
+        return args
 
     @property
     def home(self) -> Path:
@@ -230,12 +191,12 @@ class AirflowCli:
         logical_date: str,
         conf: dict | None = None,
         skip_dbt: bool = False,
-        dag_id: str = DAG_ID,
+        dag_id: str | None = None,
         **kwargs,
     ) -> subprocess.CompletedProcess:
-        """`airflow dags test`; skip_dbt marks the dbt tasks successful unrun (for tests about loading)."""
-        args = _test_args(conf, skip_dbt)
-        return self.run("dags", "test", dag_id, logical_date, *args, **kwargs)
+        """`airflow dags test`."""
+        args = self._test_args(conf, skip_dbt)
+        return self.run("dags", "test", self._dag(dag_id), logical_date, *args, **kwargs)
 
     def dags_test_many(
         self,
@@ -243,17 +204,17 @@ class AirflowCli:
         conf: dict | None = None,
         skip_dbt: bool = False,
         env: dict | None = None,
-        dag_id: str = DAG_ID,
+        dag_id: str | None = None,
     ) -> dict[str, str]:
         """Several `dags test` runs in one process (tests/dags_test_many.py): {date: final state}."""
         result = subprocess.run(
             [
                 sys.executable,
                 str(REPO_ROOT / "tests" / "dags_test_many.py"),
-                dag_id,
+                self._dag(dag_id),
                 *dates,
                 "--",
-                *_test_args(conf, skip_dbt),
+                *self._test_args(conf, skip_dbt),
             ],
             env={**self.env, **(env or {})},
             capture_output=True,
@@ -264,15 +225,15 @@ class AirflowCli:
         assert result.returncode == 0, result.stderr[-4000:]
         return json.loads(result.stdout.strip().splitlines()[-1])
 
-    def task_states(self, logical_date: str, dag_id: str = DAG_ID) -> dict[str, str]:
+    def task_states(self, logical_date: str, dag_id: str | None = None) -> dict[str, str]:
         """Final state of every task in the latest run for `logical_date`, from the metadata DB."""
         return self._of_latest_run("state", logical_date, dag_id)
 
-    def task_tries(self, logical_date: str, dag_id: str = DAG_ID) -> dict[str, int]:
+    def task_tries(self, logical_date: str, dag_id: str | None = None) -> dict[str, int]:
         """How many times each task of the latest run for `logical_date` ran (its try_number)."""
         return self._of_latest_run("try_number", logical_date, dag_id)
 
-    def asset_events(self, logical_date: str, dag_id: str = DAG_ID) -> set[str]:
+    def asset_events(self, logical_date: str, dag_id: str | None = None) -> set[str]:
         """The URIs of the Asset events the latest run for `logical_date` emitted."""
         with psycopg.connect(self.metadata_uri) as conn:
             rows = conn.execute(
@@ -280,11 +241,12 @@ class AirflowCli:
                 " WHERE asset_event.source_dag_id = %s AND asset_event.source_run_id = ("
                 "   SELECT run_id FROM dag_run WHERE dag_id = %s AND logical_date = %s::timestamptz"
                 "   ORDER BY id DESC LIMIT 1)",
-                (dag_id, dag_id, f"{logical_date}T00:00:00+00:00"),
+                (self._dag(dag_id), self._dag(dag_id), f"{logical_date}T00:00:00+00:00"),
             ).fetchall()
         return {row[0] for row in rows}
 
-    def _of_latest_run(self, column: str, logical_date: str, dag_id: str) -> dict:
+    def _of_latest_run(self, column: str, logical_date: str, dag_id: str | None) -> dict:
+        dag_id = self._dag(dag_id)
         query = sql.SQL(
             """
             SELECT ti.task_id, ti.{} FROM task_instance ti
@@ -298,25 +260,23 @@ class AirflowCli:
         return dict(rows)
 
     def task_state(
-        self, task_id: str, logical_date: str, dag_id: str = DAG_ID, **kwargs
+        self, task_id: str, logical_date: str, dag_id: str | None = None, **kwargs
     ) -> tuple[str, subprocess.CompletedProcess]:
         """Run `airflow tasks test` and return the task's final state, read from its log.
 
         `airflow tasks test` exits 0 even when the task fails, so its exit code proves nothing.
         """
-        result = self.run("tasks", "test", dag_id, task_id, logical_date, **kwargs)
+        result = self.run("tasks", "test", self._dag(dag_id), task_id, logical_date, **kwargs)
         states = re.findall(r"new_state=(\w+)|Marking task as (\w+)", result.stdout + result.stderr)
         final = [state for pair in states for state in pair if state]
         return (final[-1].lower() if final else "unknown"), result
 
 
 @pytest.fixture(scope="session")
-def airflow(
-    postgres: ThrowawayPostgres, warehouse_uri: str, _user_api_server: StandInUserApi, tmp_path_factory
-) -> AirflowCli:
+def airflow(postgres: ThrowawayPostgres, warehouse_uri: str, tmp_path_factory) -> AirflowCli:
     metadata_uri = postgres.create_database("airflow", "airflow", "airflow-test-password")
     home = tmp_path_factory.mktemp("airflow-home")
-    settings = airflow_env(home, metadata_uri, warehouse_uri, _user_api_server.url, **isolated())
+    settings = airflow_env(home, metadata_uri, warehouse_uri, **isolated())
     cli = AirflowCli(settings.env, metadata_uri)
     migrated = cli.run("db", "migrate")
     assert migrated.returncode == 0, migrated.stdout + migrated.stderr
@@ -364,9 +324,3 @@ def copy_project(destination: Path) -> dict[str, str]:
 def relation_rows(conn: psycopg.Connection, relation: str) -> list[tuple]:
     """Every row of a table or view, sorted, for before/after comparisons of the data."""
     return sorted(conn.execute(f"SELECT * FROM {relation}").fetchall(), key=repr)  # noqa: S608 - test-only
-
-
-def users_in(
-    conn: psycopg.Connection, columns: str = "user_id::text, firstname, lastname, country"
-) -> list[tuple]:
-    return conn.execute(f"SELECT {columns} FROM users ORDER BY user_id").fetchall()  # noqa: S608 - test-only

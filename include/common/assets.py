@@ -17,19 +17,14 @@ from pathlib import Path
 
 from airflow.sdk import Asset
 
-from include.common.project import DBT_PROJECT_DIR, USERS_TABLE
+from include.common.project import DBT_PROJECT_DIR
 
 SCHEME = "x-warehouse"
-LOAD_SCHEMA = "public"  # where store_user loads (the default schema); dbt builds into DBT_SCHEMA
 
 
 def warehouse_relation(schema: str, relation: str) -> Asset:
     """A table or view in the warehouse, e.g. a dbt model's: its dbt tasks update one per model."""
     return Asset(name=f"{schema}.{relation}", uri=f"{SCHEME}://{schema}/{relation}")
-
-
-# user_processing's store_user updates it.
-USERS_ASSET = warehouse_relation(LOAD_SCHEMA, USERS_TABLE)
 
 
 def dbt_node_asset(node: dict) -> Asset:

@@ -116,8 +116,8 @@ def profile_config(project_dir: Path = DBT_PROJECT_DIR) -> ProfileConfig:
 
 
 def cosmos_task_group_args(project_dir: Path, manifest: Path, mode: str, nodes: dict | None = None) -> dict:
-    """DbtTaskGroup's arguments for the "local" mode (and other Cosmos modes: bench/dbt_dag/), rendering
-    `nodes` (dbt_selection.select's), or the whole project when None."""
+    """DbtTaskGroup's arguments for the "local" mode (and Cosmos' other modes, which the benchmarks
+    render), rendering `nodes` (dbt_selection.select's), or the whole project when None."""
     from cosmos import ExecutionConfig, ProjectConfig, RenderConfig
     from cosmos.constants import (
         DbtResourceType,

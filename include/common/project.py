@@ -13,12 +13,11 @@ WAREHOUSE_CONN_ID = "postgres"
 # URLs such as s3://object_store@my-bucket/run-folders. Set it with AIRFLOW_CONN_OBJECT_STORE
 # (docs/deploying.md); nothing needs it while the run folder stays on a local disk, the default.
 OBJECT_STORE_CONN_ID = "object_store"
-# The table user_processing loads and other DAGs read (its Asset: include/common/assets.USERS_ASSET).
-USERS_TABLE = "users"
 
 # dbt: the project, and the dbt executable of its own virtualenv (see requirements/dbt.in).
 DBT_PROJECT_DIR = PROJECT_ROOT / "dbt_project"
 DBT_EXECUTABLE = Path(os.environ.get("DBT_EXECUTABLE_PATH", PROJECT_ROOT / ".venv-dbt" / "bin" / "dbt"))
-DBT_SCHEMA = "analytics"  # where the models are built; loaded tables such as `users` stay in public
+DBT_SCHEMA = "analytics"  # where the models are built
+LOAD_SCHEMA = "public"  # where the DAGs load their tables (the default schema)
 # dbt's threads (models or tests at once), here and in dbt_project/profiles.yml: 4 suits 2-4 cores.
 DBT_THREADS = 4

@@ -13,7 +13,7 @@ AIRFLOW_VAR_RUN_FOLDER_URL) overrides it: a shared volume, or a bucket on S3 thr
 provider, e.g. s3://object_store@my-bucket/run-folders, where `object_store` is the Airflow connection
 holding the store's endpoint and keys (docs/deploying.md, "Run folders on an object store"). The
 helpers below (all but remove_folder) use only the pathlib API, so they take a local pathlib.Path as
-well: the benchmarks in bench/ lay out their folders with them.
+well: the benchmarks in template/bench/ lay out their folders with them.
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ users.csv and how they are read (process.py, and its fast path in fast_paths.py)
 loads them (store.py) and the table itself (create_table: users_table_sql below).
 
 Adding a column is one line here, plus the dbt model that exposes it
-(dbt_project/models/staging/stg_users.sql); docs/pipeline.md, "Adding a column", shows the steps.
+(dbt_project/models/staging/users/stg_users.sql); docs/pipeline.md, "Adding a column", shows the steps.
 An existing warehouse gains the column on the next run (create_table adds what is missing), with
 NULL in the rows loaded before; a user the API serves again gets the value then.
 
@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from include.common.project import USERS_TABLE
+USERS_TABLE = "users"  # the table (other DAGs read it through settings.USERS_ASSET)
 
 
 @dataclass(frozen=True)

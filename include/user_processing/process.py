@@ -1,6 +1,6 @@
 """process_user: the extracted API pages -> users.csv, the rows of the `users` table, with pandas.
 
-Plain Python with no Airflow in it, so it is unit-tested directly (tests/unit/test_process.py).
+Plain Python with no Airflow in it, so it is unit-tested directly (tests/example/unit/test_process.py).
 Only write_run_csv, the task's body, touches the run folder: it imports run_folder and extract
 (which need Airflow) when it is called, never when this module is imported.
 

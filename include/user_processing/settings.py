@@ -8,9 +8,14 @@ What every pipeline shares (paths, the warehouse connection, dbt and its mode) i
 
 from __future__ import annotations
 
+from include.common.assets import warehouse_relation
+from include.common.project import LOAD_SCHEMA
 from include.common.settings import integer, seconds
+from include.user_processing.fields import USERS_TABLE
 
 DAG_ID = "user_processing"
+# The Asset of the table this DAG loads, which store_user updates and other DAGs read.
+USERS_ASSET = warehouse_relation(LOAD_SCHEMA, USERS_TABLE)
 
 # The user API's Airflow connection (contract: override it with AIRFLOW_CONN_USER_API).
 USER_API_CONN_ID = "user_api"

@@ -27,9 +27,8 @@ from typing import TYPE_CHECKING, BinaryIO
 import psycopg
 from psycopg import errors, sql
 
-from include.common.project import USERS_TABLE
 from include.user_processing.errors import LoadError
-from include.user_processing.fields import COLUMNS, OPTIONAL_COLUMNS, PRIMARY_KEY
+from include.user_processing.fields import COLUMNS, OPTIONAL_COLUMNS, PRIMARY_KEY, USERS_TABLE
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -39,7 +38,7 @@ if TYPE_CHECKING:
 
 COPY_CHUNK_BYTES = 1 << 20
 # How COPY reads users.csv: a header line, and "" as NULL in the optional columns (process writes
-# every value quoted). bench/pipeline.py's `psql \copy` baseline reads the same CSV with these.
+# every value quoted). template/bench/pipeline.py's `psql \copy` baseline reads the same CSV with these.
 CSV_COPY_OPTIONS = sql.SQL("FORMAT csv, HEADER true, FORCE_NULL ({optional})").format(
     optional=sql.SQL(", ").join(map(sql.Identifier, OPTIONAL_COLUMNS))
 )

@@ -5,7 +5,7 @@ field that is there must have one of its JSON types, a "uuid" must be a lower-ca
 "timestamptz" an ISO-8601 timestamp. Anything else in a user may change or vanish without harm.
 
 Plain Python, no Airflow: user_api.py applies it to every page it fetches, before anything is
-written; tests/unit/test_user_api.py covers every field. `is_valid_user` is the fast yes/no check for
+written; tests/example/unit/test_user_api.py covers every field. `is_valid_user` is the fast yes/no check for
 the valid users (nearly all): twice as fast as finding which field is wrong, and `user_problem`
 decides only for the others.
 """

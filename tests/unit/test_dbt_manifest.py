@@ -36,7 +36,7 @@ def project(tmp_path) -> Path:
         "macros/cents.sql",
         "tests/assert_something.sql",
         "analyses/explore.sql",
-        "models/marts/_marts.yml",
+        "models/marts/users/_marts.yml",
         "packages.yml",
         "package-lock.yml",
         "dbt_project.yml",

@@ -1,6 +1,6 @@
 """scripts/worker_env.py on a `docker compose config` of the stack's shape: every service a worker's
 setting names is put at its published address and port, and a stack published on 127.0.0.1 only is
-refused (the docker test runs it on the real stack, tests/docker/test_worker_elsewhere.py)."""
+refused (the docker test runs it on the real stack, template/tests/docker/test_worker_elsewhere.py)."""
 
 from __future__ import annotations
 
