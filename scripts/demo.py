@@ -1,67 +1,76 @@
-"""`make demo`: run user_processing end to end on this machine, without Docker, then clean up.
+"""`make demo`: run the project's DAGs end to end on this machine, without Docker, then clean up.
 
-Starts a throwaway PostgreSQL and the stand-in user API, runs `airflow dags test` for one logical
-date, prints the task states and the loaded users with the psql queries you would type yourself,
-checks that every dbt test of the project ran, runs users_report on the result, and stops
-everything. When a run fails, it prints each failed task's error and keeps the whole log.
+Starts a throwaway PostgreSQL (and, while template/ holds it, the example's stand-in user API), runs
+`airflow dags test` of each DAG in dags/ for one logical date, the DAGs scheduled on Assets after
+the others, and prints each run's task states. Then what the runs updated in the warehouse (their
+Asset events' tables and views), with the `psql` queries you would type yourself, checks that every
+dbt test of the project ran, and stops everything. When a run fails, it prints each failed task's
+error and keeps the whole log.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import sys
-from datetime import datetime
 
+from include.common.assets import SCHEME
 from include.common.dbt_manifest import ensure_manifest
-from include.common.run_folder import folder_of
+from include.common.project import LOAD_SCHEMA
 from scripts import dbt_coverage, run_log
 from scripts.local_env import LocalAirflow, local_airflow
 
 LOGICAL_DATE = "2024-01-01"
 TASKS_QUERY = (  # Airflow's metadata database lives in the same throwaway server
     "SELECT task_id, state, round(duration::numeric, 1) AS seconds FROM task_instance"
-    " WHERE dag_id = 'user_processing' ORDER BY start_date;"
+    " WHERE dag_id = '{dag_id}' ORDER BY start_date;"
 )
-USERS_QUERY = "SELECT firstname, lastname, country, email FROM users ORDER BY lastname, firstname LIMIT 10;"
-COUNT_QUERY = "SELECT count(*) AS users, count(DISTINCT country) AS countries FROM users;"
-MART_QUERY = (
-    "SELECT country, users, share_pct FROM analytics.users_by_country ORDER BY users DESC, country LIMIT 5;"
+# The warehouse tables and views the runs updated: their Assets are named <schema>.<relation>
+# (include/common/assets.py).
+UPDATED_QUERY = (
+    "SELECT DISTINCT asset.name FROM asset_event JOIN asset ON asset.id = asset_event.asset_id"  # noqa: S608
+    f" WHERE asset.uri LIKE '{SCHEME}://%' ORDER BY 1"
 )
-FAILED_QUERY = "SELECT task_id FROM task_instance WHERE dag_id = %s AND state = 'failed' ORDER BY start_date"
+SAMPLE_ROWS = 5
+PLAIN_NAME = re.compile(r"[a-z_][a-z0-9_]*\.[a-z_][a-z0-9_]*")
 
 
 def main() -> int | str:
-    step("Starting a throwaway PostgreSQL and the stand-in user API; migrating Airflow's database")
+    step("Starting a throwaway PostgreSQL; migrating Airflow's database")
     with local_airflow() as local:
         if local.settings.sources():
             print(local.settings.sources())
-        step(f"airflow dags test user_processing {LOGICAL_DATE}")
-        result = local.airflow("dags", "test", "user_processing", LOGICAL_DATE)
-        print(local.postgres.psql(local.metadata_db_uri, "-c", TASKS_QUERY).stdout)
-        if result.returncode != 0:
-            return failed(local, "user_processing", result)
-        missing = dbt_coverage.tests_not_run(result.stdout + result.stderr, manifest())
+        output = ""
+        for dag_id in local.dags():
+            step(f"airflow dags test {dag_id} {LOGICAL_DATE}")
+            result = local.airflow("dags", "test", dag_id, LOGICAL_DATE)
+            print(local.postgres.psql(local.metadata_db_uri, "-c", TASKS_QUERY.format(dag_id=dag_id)).stdout)
+            if result.returncode != 0:
+                return failed(local, dag_id, result)
+            output += result.stdout + result.stderr
+        missing = dbt_coverage.tests_not_run(output, manifest())
         if missing:
-            log = run_log.save(result.stdout + result.stderr, f"user_processing-{LOGICAL_DATE}")
-            return f"dbt tests that ran in no task: {', '.join(sorted(missing))} (the run's log: {log})"
+            log = run_log.save(output, f"demo-{LOGICAL_DATE}")
+            return f"dbt tests that ran in no task: {', '.join(sorted(missing))} (the runs' log: {log})"
         print(f"Every dbt test of the project ran ({len(dbt_coverage.tests_in(manifest()))}).")
-        step(f'psql "{local.warehouse_uri}" -c "{USERS_QUERY}"')
-        print(local.postgres.psql(local.warehouse_uri, "-c", USERS_QUERY).stdout)
-        print(local.postgres.psql(local.warehouse_uri, "-c", COUNT_QUERY).stdout)
-        step(f'psql "{local.warehouse_uri}" -c "{MART_QUERY}"   (a dbt mart)')
-        print(local.postgres.psql(local.warehouse_uri, "-c", MART_QUERY).stdout)
-        # Under a scheduler the load's Asset event starts users_report; `dags test` runs it by hand.
-        step(f"airflow dags test users_report {LOGICAL_DATE}   (the second DAG: a report of the marts)")
-        result = local.airflow("dags", "test", "users_report", LOGICAL_DATE)
-        if result.returncode != 0:
-            return failed(local, "users_report", result)
-        # Read where the task wrote it: a run folder in that Airflow home, or on your object store.
-        runs = local.run_folders()
-        report = folder_of(runs, "users_report", datetime.fromisoformat(LOGICAL_DATE))
-        print(f"{report}/summary.md, first lines:\n")
-        print("\n".join((report / "summary.md").read_text(encoding="utf-8").splitlines()[:12]), "\n")
-    print(NEXT_STEPS.format(cleanup=CLEANED_UP if runs.protocol == "file" else KEPT.format(runs=runs)))
+        show_updated(local)
+    print(NEXT_STEPS)
     return 0
+
+
+def show_updated(local: LocalAirflow) -> None:
+    """Each table and view the runs updated, with its rows counted; the first rows of the loaded ones."""
+    names = local.postgres.psql(local.metadata_db_uri, "-At", "-c", UPDATED_QUERY).stdout.split()
+    updated = [name for name in names if PLAIN_NAME.fullmatch(name)]  # typed as is, no quoting needed
+    if not updated:
+        return
+    count = "SELECT '{0}' AS relation, count(*) AS rows FROM {0}"
+    queries = [" UNION ALL ".join(map(count.format, updated))]
+    loaded = [name for name in updated if name.startswith(f"{LOAD_SCHEMA}.")]
+    queries += [f"SELECT * FROM {name} LIMIT {SAMPLE_ROWS}" for name in loaded]  # noqa: S608 - PLAIN_NAME
+    for query in queries:
+        step(f'psql "{local.warehouse_uri}" -c "{query};"')
+        print(local.postgres.psql(local.warehouse_uri, "-c", query).stdout)
 
 
 def failed(local: LocalAirflow, dag_id: str, result) -> str:
@@ -78,22 +87,15 @@ def step(message: str) -> None:
     print(f"\n==> {message}", flush=True)
 
 
-NEXT_STEPS = """Done: the users above were fetched from the bundled stand-in API, processed with pandas,
-upserted into the `users` table of a throwaway PostgreSQL and transformed by dbt into the
-`analytics` schema, and users_report summed the marts up. {cleanup}
+NEXT_STEPS = """Done: each DAG of dags/ ran once, against a throwaway PostgreSQL that is now removed
+again, with the Airflow home and its run folders (run folders on your object store stay there).
 
 Try next:
   make shell      a shell with Airflow and the same throwaway services: run the tasks one by one
-                  with `airflow tasks test`, query `users` with psql (see README)
+                  with `airflow tasks test`, query the warehouse with psql (see README)
+  make ui         the Airflow UI on the same throwaway services
   make test       the whole test suite (unit, DAG integrity, end to end)
-  dags/user_processing.py   the DAG; its logic lives in include/user_processing/
-  dags/users_report.py      the second DAG, the one to copy when you add yours (README: Adding a DAG)
 """
-CLEANED_UP = """That PostgreSQL and the
-Airflow home, with the run folders and the report, have now been removed again."""
-KEPT = """That PostgreSQL and the
-Airflow home have now been removed again; the run folders stay on your object store, under
-{runs}/ (a logical date's run folder is rewritten by its next run)."""
 
 if __name__ == "__main__":
     sys.exit(main())

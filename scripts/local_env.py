@@ -500,6 +500,21 @@ class LocalAirflow:
         kwargs.setdefault("text", True)
         return subprocess.run([str(Path(sys.executable).parent / "airflow"), *args], env=self.env, **kwargs)
 
+    def dags(self) -> dict[str, str]:
+        """{dag_id: its first task} for this Airflow's DAG folder, the DAGs scheduled on Assets last
+        (scripts/dag_ids.py)."""
+        listed = subprocess.run(
+            [sys.executable, "-m", "scripts.dag_ids"],
+            env=self.env,
+            cwd=REPO_ROOT,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if listed.returncode != 0:
+            raise RuntimeError(f"the DAG folder does not parse:\n{listed.stderr[-3000:]}")
+        return json.loads(listed.stdout.strip().splitlines()[-1])
+
     def run_folders(self):  # -> airflow.sdk.ObjectStoragePath
         """Where this Airflow's tasks keep their run folders, to read them from this process: the URL
         they read (run_folder_url from airflow.env or your shell, else the default in this Airflow's

@@ -1,7 +1,8 @@
 """`make shell`: a shell wired to a throwaway local Airflow, for trying things by hand.
 
-Inside it, `airflow` uses a fresh Airflow home, the connections `postgres` and `user_api` point at a
-throwaway PostgreSQL and the stand-in API, and $WAREHOUSE_URI is the warehouse for psql. Leaving
+Inside it, `airflow` uses a fresh Airflow home, the connection `postgres` points at a throwaway
+PostgreSQL (and `user_api` at the example's stand-in API, while template/ holds it), and
+$WAREHOUSE_URI is the warehouse for psql. Leaving
 the shell (exit or Ctrl-D) stops and removes all of it.
 """
 
@@ -15,18 +16,18 @@ from pathlib import Path
 from scripts.local_env import DBT_BIN, dbt_env, local_airflow
 
 BANNER = """
-Local Airflow is ready (Airflow home: {home}). Try:
-  airflow tasks test user_processing create_table 2024-01-01
-  airflow dags test user_processing 2024-01-01
-  dags-test user_processing 2024-01-01    (the same, then each failed task's error, if any)
-  psql "$WAREHOUSE_URI" -c 'SELECT firstname, lastname, country, email FROM users LIMIT 10'
+Local Airflow is ready (Airflow home: {home}), DAGs: {dags}. Try:
+  airflow tasks test {dag} {task} 2024-01-01
+  airflow dags test {dag} 2024-01-01
+  dags-test {dag} 2024-01-01    (the same, then each failed task's error, if any)
+  psql "$WAREHOUSE_URI" -c '\\dt'    (the warehouse's tables; then SELECT what you like)
   cd dbt_project && dbt build        (dbt reads the same warehouse through profiles.yml)
 Leave with `exit`: everything started for this shell is then removed.
 """
 
 
 def main() -> int:
-    print("Starting a throwaway PostgreSQL and the stand-in user API; migrating Airflow's database ...")
+    print("Starting a throwaway PostgreSQL; migrating Airflow's database ...")
     with local_airflow() as local:
         tools = Path(local.env["AIRFLOW_HOME"]) / "bin"
         tools.mkdir()
@@ -42,7 +43,10 @@ def main() -> int:
                 [str(tools), str(local.postgres.bindir), local.env["PATH"], str(DBT_BIN)]
             ),
         }
-        print(BANNER.format(home=env["AIRFLOW_HOME"]), local.settings.sources(), sep="", flush=True)
+        dags = local.dags()
+        dag, task = next(iter(dags.items()), ("<dag_id>", "<task_id>"))
+        banner = BANNER.format(home=env["AIRFLOW_HOME"], dags=", ".join(dags), dag=dag, task=task)
+        print(banner, local.settings.sources(), sep="", flush=True)
         subprocess.run([os.environ.get("SHELL", "/bin/bash")], env=env, check=False)
     return 0
 

@@ -1,7 +1,7 @@
 """`make ui`: the Airflow UI on this machine, without Docker, until Ctrl-C.
 
 The services the Docker stack runs (scheduler, dag-processor, triggerer, api-server), with the
-LocalExecutor instead of Celery, on the same throwaway PostgreSQL and stand-in user API as
+LocalExecutor instead of Celery, on the same throwaway PostgreSQL (and stand-in user API) as
 `make demo`. Everything listens on 127.0.0.1 only. The admin's password is generated for this run
 and printed once, with the URL. Ctrl-C stops every service, then removes the databases and the
 Airflow home: nothing is left behind.
@@ -44,11 +44,12 @@ SERVICES = (
 BANNER = """
 ==> The Airflow UI: http://127.0.0.1:{port}
     user {user}, password {password}   (generated for this run)
-    DAG user_processing is {paused}; trigger it from its page (the play button).
-    The warehouse: psql "{warehouse}"
-    The stand-in user API: {user_api}  (faults on request: template/standin_user_api/server.py)
+    DAGs {dags}: {paused}; trigger one from its page (the play button).
+    The warehouse: psql "{warehouse}"{standin}
     Ctrl-C stops Airflow and removes everything this command started.
 """
+STANDIN = """
+    The stand-in user API: {url}  (faults on request: template/standin_user_api/server.py)"""
 
 
 def main(argv: list[str]) -> int | str:
@@ -57,7 +58,7 @@ def main(argv: list[str]) -> int | str:
     parser.add_argument(
         "--unpause",
         action="store_true",
-        help="unpause the DAGs: user_processing runs daily, users_report after each load",
+        help="unpause the DAGs: each runs on its schedule",
     )
     args = parser.parse_args(argv)
     if not port_is_free(args.port):
@@ -67,7 +68,7 @@ def main(argv: list[str]) -> int | str:
     # inherit SIGINT ignored, and then neither Ctrl-C nor `kill -INT` could stop it.
     signal.signal(signal.SIGINT, signal.default_int_handler)
 
-    print("Starting a throwaway PostgreSQL and the stand-in user API; migrating Airflow's database ...")
+    print("Starting a throwaway PostgreSQL; migrating Airflow's database ...")
     try:
         with local_airflow() as local, airflow_services(local, args.port, unpause=args.unpause) as services:
             print(
@@ -75,9 +76,10 @@ def main(argv: list[str]) -> int | str:
                     port=args.port,
                     user=ADMIN,
                     password=services.password,
-                    paused="unpaused" if args.unpause else "paused (`make ui UNPAUSE=1` unpauses it)",
+                    dags=", ".join(local.dags()),
+                    paused="unpaused" if args.unpause else "paused (`make ui UNPAUSE=1` unpauses them)",
                     warehouse=local.warehouse_uri,
-                    user_api=local.standin_api_url,
+                    standin=STANDIN.format(url=local.standin_api_url) if local.standin_api_url else "",
                 ),
                 local.settings.sources(),
                 flush=True,

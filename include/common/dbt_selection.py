@@ -11,7 +11,7 @@ intersection; a part is a model name, `path:`, `tag:`, `fqn:`, `config.<key>:`, 
 descendants, optionally `2+`, `+1`) and `@`. Cosmos 1.15 refuses `@` before a method (`@source:...`),
 so `@X` is resolved here as dbt defines it: `X+` by Cosmos, then every ancestor of what that selected.
 A part Cosmos does not support (`state:`, `result:`, ...) or one that selects nothing is an error
-naming it, when the DAG file is parsed; tests/integration/test_dbt_selection.py checks that the rest
+naming it, when the DAG file is parsed; tests/example/integration/test_dbt_selection.py checks that the rest
 selects what `dbt ls` selects.
 
 `dbt build --select <the same selection>` (the "build" mode) runs the tests of what it selects

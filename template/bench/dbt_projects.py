@@ -24,7 +24,7 @@ from include.common.project import DBT_PROJECT_DIR
 from template.bench.inputs import BENCH_DIR
 
 PROJECTS_DIR = BENCH_DIR / "dbt"
-SOURCE_YAML = DBT_PROJECT_DIR / "models" / "staging" / "_sources.yml"  # the template's own source
+SOURCE_YAML = DBT_PROJECT_DIR / "models" / "staging" / "users" / "_sources.yml"  # the template's own source
 
 PROJECT_YAML = """\
 name: bench_{models}_models

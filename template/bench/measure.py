@@ -39,8 +39,8 @@ def run_json(*argv: str, env: dict[str, str] | None = None, timeout: float = STE
 
 
 def run_step(step: str, env: dict[str, str] | None = None, **arguments: object) -> dict:
-    """Run bench.steps STEP in a new interpreter; returns what it measured."""
-    return run_json("-m", "bench.steps", step, json.dumps(arguments), env=env)
+    """Run template.bench.steps STEP in a new interpreter; returns what it measured."""
+    return run_json("-m", "template.bench.steps", step, json.dumps(arguments), env=env)
 
 
 def summarise(runs: list[dict]) -> dict:
@@ -60,7 +60,7 @@ def summarise(runs: list[dict]) -> dict:
         summary["rss_before_mb"] = statistics.median(run["rss_before_mb"] for run in runs)
         summary["cpu_seconds"] = statistics.median(run["cpu_seconds"] for run in runs)
     for warm_up in ("object_storage_warm_up_seconds", "run_folder_warm_up_seconds"):
-        if warm_up in runs[0]:  # once per process, not timed (see bench.steps)
+        if warm_up in runs[0]:  # once per process, not timed (see template.bench.steps)
             summary[warm_up] = statistics.median(run[warm_up] for run in runs)
     return summary
 

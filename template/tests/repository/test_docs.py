@@ -11,6 +11,7 @@ from pathlib import Path, PurePosixPath
 import pytest
 
 from scripts.local_env import REPO_ROOT
+from tests.checkout import makefile_text, tracked_files
 
 PAGES = [REPO_ROOT / "README.md", *sorted((REPO_ROOT / "docs").glob("*.md"))]
 PAGE_IDS = [str(page.relative_to(REPO_ROOT)) for page in PAGES]
@@ -56,7 +57,7 @@ def created_by(text: str) -> set[str]:
 
 
 def make_targets() -> set[str]:
-    makefile = (REPO_ROOT / "Makefile").read_text()
+    makefile = makefile_text()
     return {
         name for line in re.findall(r"^([a-z][\w .-]*?)\s*:(?![=])", makefile, re.M) for name in line.split()
     }
@@ -242,3 +243,14 @@ def test_the_checks_catch_what_they_are_for():
         "226.5 MB",
     ]
     assert not measures("a target of ≥ 4x and ≤ 1.5x, a poke every 30 s, 1 MB chunks, rows/s")
+
+
+def test_every_relative_link_in_the_docs_points_at_a_file():
+    broken = []
+    for name in tracked_files():
+        if name.endswith(".md"):
+            page = REPO_ROOT / name
+            for target in re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", page.read_text()):
+                if "://" not in target and not (page.parent / target).exists():
+                    broken.append(f"{name}: {target}")
+    assert not broken, "links to files that do not exist:\n" + "\n".join(broken)

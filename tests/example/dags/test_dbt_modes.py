@@ -166,7 +166,7 @@ def test_a_narrower_selection_builds_and_updates_only_what_it_selects(mode):
 
 def test_a_selection_is_resolved_as_dbt_resolves_it():
     """The `@` operator, which Cosmos refuses before a method, and unions: dbt's own meaning.
-    (tests/integration/test_dbt_selection.py compares many selections with `dbt ls`.)"""
+    (tests/example/integration/test_dbt_selection.py compares many selections with `dbt ls`.)"""
     marts = {node["name"] for node in built_nodes("path:models/marts")}
     assert marts == {
         node["name"]

@@ -82,7 +82,7 @@ def grow(project: Path) -> None:
     text = fields.read_text()
     end = text.index("\n)\nPRIMARY_KEY")
     fields.write_text(text[: end + 1] + NEW_FIELD + text[end + 1 :])
-    staging = project / "dbt_project" / "models" / "staging" / "stg_users.sql"
+    staging = project / "dbt_project" / "models" / "staging" / "users" / "stg_users.sql"
     staging.write_text(
         staging.read_text().replace("        loaded_at\n", "        phone,\n        loaded_at\n")
     )

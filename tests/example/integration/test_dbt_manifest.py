@@ -53,8 +53,8 @@ def test_a_local_package_is_installed_once_with_a_relative_link(project):
     assert str(link.readlink()) == "../local_packages/text_tools"
     assert (project / "package-lock.yml").exists()  # dbt deps' lock: commit it with packages.yml
     installed = link.lstat().st_mtime_ns
-    (project / "models" / "staging" / "stg_users.sql").write_text(
-        (project / "models" / "staging" / "stg_users.sql").read_text() + "\n"
+    (project / "models" / "staging" / "users" / "stg_users.sql").write_text(
+        (project / "models" / "staging" / "users" / "stg_users.sql").read_text() + "\n"
     )
     ensure_manifest(project, DBT)  # a model changed, not the packages: no new dbt deps
     assert link.lstat().st_mtime_ns == installed
