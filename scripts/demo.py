@@ -54,7 +54,8 @@ def main() -> int | str:
             return f"dbt tests that ran in no task: {', '.join(sorted(missing))} (the runs' log: {log})"
         print(f"Every dbt test of the project ran ({len(dbt_coverage.tests_in(manifest()))}).")
         show_updated(local)
-    print(NEXT_STEPS)
+        runs = local.run_folders()  # in that Airflow home, or on your object store
+    print(NEXT_STEPS.format(cleanup=CLEANED_UP if runs.protocol == "file" else KEPT.format(runs=runs)))
     return 0
 
 
@@ -87,8 +88,7 @@ def step(message: str) -> None:
     print(f"\n==> {message}", flush=True)
 
 
-NEXT_STEPS = """Done: each DAG of dags/ ran once, against a throwaway PostgreSQL that is now removed
-again, with the Airflow home and its run folders (run folders on your object store stay there).
+NEXT_STEPS = """Done: each DAG of dags/ ran once, against a throwaway PostgreSQL. {cleanup}
 
 Try next:
   make shell      a shell with Airflow and the same throwaway services: run the tasks one by one
@@ -96,6 +96,11 @@ Try next:
   make ui         the Airflow UI on the same throwaway services
   make test       the whole test suite (unit, DAG integrity, end to end)
 """
+CLEANED_UP = """That PostgreSQL and the
+Airflow home, with the run folders, have now been removed again."""
+KEPT = """That PostgreSQL and the
+Airflow home have now been removed again; the run folders stay on your object store, under
+{runs}/ (a logical date's run folder is rewritten by its next run)."""
 
 if __name__ == "__main__":
     sys.exit(main())

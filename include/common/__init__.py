@@ -2,10 +2,10 @@
 
 - ``dag_defaults``: ``default_args(dag_id)``, what every DAG starts from (owner, retries, alert).
 - ``settings``: how a DAG reads its options, from its own ``[dag_id]`` section of Airflow's config.
-- ``project``: where things are (the repository, the dbt project), the warehouse connection's id
-  and the ``users`` table.
+- ``project``: where things are (the repository, the dbt project, the schemas), the warehouse
+  connection's id.
 - ``warehouse``: ``connect()``, the warehouse connection every task opens the same way.
-- ``assets``: the Assets DAGs hand to each other (``users``, each dbt model's), named after the data.
+- ``assets``: the Assets DAGs hand to each other (a loaded table's, each dbt model's), named after the data.
 - ``run_folder``: the folder one DAG run's tasks hand their files over through.
 - ``alerts``: ``FailureAlert``, the on_failure_callback that reports a failed task once, without data.
 - ``pools``: the Airflow pools tasks run in (``dbt``), declared once and created with the database.

@@ -194,21 +194,6 @@ def test_a_selection_that_cannot_be_resolved_fails_the_dag_naming_it(select, err
         group_tasks("build", select=select)
 
 
-def test_every_dbt_node_and_test_of_the_manifest_is_built_or_run_by_some_dag():
-    """A model no DAG selects is never built, and its tests never run: say which, when dags/ is parsed."""
-    bag = DagBag(dag_folder=REPO_ROOT / "dags")
-    selections = [
-        task.select for dag in bag.dags.values() for task in dag.tasks if isinstance(task, DbtBuildOperator)
-    ]
-    covered: set[str] = set()
-    for select in selections:
-        covered |= set(selected(select))
-    built = {node["unique_id"] for node in NODES.values() if node["resource_type"] in dbt_selection.BUILT}
-    tests = {node["unique_id"] for node in NODES.values() if node["resource_type"] == "test"}
-    assert built - covered == set(), "built by no DAG: select them in a DAG's dbt_task_group"
-    assert tests - covered == set(), "run by no DAG: select what they test in a DAG's dbt_task_group"
-
-
 def test_an_unknown_mode_is_refused_with_the_modes_there_are():
     with pytest.raises(
         ValueError, match=r"\[dbt\] mode is 'fast' \(AIRFLOW__DBT__MODE\): use one of build, local"

@@ -92,7 +92,6 @@ def test_make_demo_with_the_run_folder_on_s3(object_store):
     assert result.returncode == 0, output[-6000:]
     assert "From your shell: AIRFLOW_CONN_OBJECT_STORE, AIRFLOW_VAR_RUN_FOLDER_URL" in output
     url = settings["AIRFLOW_VAR_RUN_FOLDER_URL"]
-    assert f"{url}/users_report/logical_date=20240101T000000/summary.md, first lines:" in output
     assert f"the run folders stay on your object store, under\n{url}/" in output
     assert object_store.secret_key not in output
 
@@ -105,6 +104,5 @@ def test_make_demo_with_the_run_folder_on_s3(object_store):
     ]
     report = stored(s3, run_folder_on(object_store, "demo", "users_report", "2024-01-01"))
     assert sorted(report) == REPORT_FILES
-    first_lines = report[SUMMARY_FILE].decode().splitlines()[:12]
-    assert "\n".join(first_lines) in output  # what it printed is what the task stored
-    assert re.search(r"^\d+ users from \d+ countries", "\n".join(first_lines), re.M)
+    summary = report[SUMMARY_FILE].decode()
+    assert re.search(r"^\d+ users from \d+ countries", summary, re.M)
