@@ -18,7 +18,7 @@ from include.common.assets import SCHEME
 from include.common.dbt_manifest import ensure_manifest
 from include.common.project import LOAD_SCHEMA
 from scripts import dbt_coverage, run_log
-from scripts.local_env import LocalAirflow, local_airflow
+from scripts.local_env import DagsDoNotParse, LocalAirflow, local_airflow
 
 LOGICAL_DATE = "2024-01-01"
 TASKS_QUERY = (  # Airflow's metadata database lives in the same throwaway server
@@ -40,8 +40,12 @@ def main() -> int | str:
     with local_airflow() as local:
         if local.settings.sources():
             print(local.settings.sources())
+        try:
+            dags = local.dags()
+        except DagsDoNotParse as error:
+            return str(error)
         output = ""
-        for dag_id in local.dags():
+        for dag_id in dags:
             step(f"airflow dags test {dag_id} {LOGICAL_DATE}")
             result = local.airflow("dags", "test", dag_id, LOGICAL_DATE)
             print(local.postgres.psql(local.metadata_db_uri, "-c", TASKS_QUERY.format(dag_id=dag_id)).stdout)

@@ -482,6 +482,10 @@ def airflow_env(
     return AirflowEnv(env, sorted(user), from_shell)
 
 
+class DagsDoNotParse(RuntimeError):
+    pass
+
+
 @dataclass
 class LocalAirflow:
     postgres: ThrowawayPostgres
@@ -502,9 +506,9 @@ class LocalAirflow:
 
     def dags(self) -> dict[str, str]:
         """{dag_id: its first task} for this Airflow's DAG folder, the DAGs scheduled on Assets last
-        (scripts/dag_ids.py)."""
+        (scripts/list_dags.py)."""
         listed = subprocess.run(
-            [sys.executable, "-m", "scripts.dag_ids"],
+            [sys.executable, "-m", "scripts.list_dags"],
             env=self.env,
             cwd=REPO_ROOT,
             capture_output=True,
@@ -512,7 +516,7 @@ class LocalAirflow:
             check=False,
         )
         if listed.returncode != 0:
-            raise RuntimeError(f"the DAG folder does not parse:\n{listed.stderr[-3000:]}")
+            raise DagsDoNotParse(f"the DAG folder does not parse:\n{listed.stderr[-3000:]}")
         return json.loads(listed.stdout.strip().splitlines()[-1])
 
     def run_folders(self):  # -> airflow.sdk.ObjectStoragePath

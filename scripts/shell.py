@@ -13,7 +13,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from scripts.local_env import DBT_BIN, dbt_env, local_airflow
+from scripts.local_env import DBT_BIN, DagsDoNotParse, dbt_env, local_airflow
 
 BANNER = """
 Local Airflow is ready (Airflow home: {home}), DAGs: {dags}. Try:
@@ -43,7 +43,11 @@ def main() -> int:
                 [str(tools), str(local.postgres.bindir), local.env["PATH"], str(DBT_BIN)]
             ),
         }
-        dags = local.dags()
+        try:
+            dags = local.dags()
+        except DagsDoNotParse as error:  # the shell is where you find out why
+            print(error)
+            dags = {}
         dag, task = next(iter(dags.items()), ("<dag_id>", "<task_id>"))
         banner = BANNER.format(home=env["AIRFLOW_HOME"], dags=", ".join(dags), dag=dag, task=task)
         print(banner, local.settings.sources(), sep="", flush=True)

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-from scripts.local_env import LocalAirflow, local_airflow
+from scripts.local_env import DagsDoNotParse, LocalAirflow, local_airflow
 
 ADMIN = "admin"
 SERVICES = (
@@ -76,7 +76,7 @@ def main(argv: list[str]) -> int | str:
                     port=args.port,
                     user=ADMIN,
                     password=services.password,
-                    dags=", ".join(local.dags()),
+                    dags=dag_list(local),
                     paused="unpaused" if args.unpause else "paused (`make ui UNPAUSE=1` unpauses them)",
                     warehouse=local.warehouse_uri,
                     standin=STANDIN.format(url=local.standin_api_url) if local.standin_api_url else "",
@@ -92,6 +92,13 @@ def main(argv: list[str]) -> int | str:
     except KeyboardInterrupt:
         print("\n==> Stopped; the throwaway databases and the Airflow home are removed.", flush=True)
         return 0
+
+
+def dag_list(local: LocalAirflow) -> str:
+    try:
+        return ", ".join(local.dags())
+    except DagsDoNotParse:  # the UI shows each import error
+        return "(the DAG folder does not parse: see the UI's import errors)"
 
 
 class ServicesDidNotStart(RuntimeError):

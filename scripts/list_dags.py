@@ -1,7 +1,7 @@
 """The DAGs of the DAG folder, as JSON: {dag_id: its first task}, the DAGs scheduled on Assets after
 the others, so that running them in this order (make demo) gives each its Assets' updates first.
 
-Run in a local Airflow's environment (LocalAirflow.dag_ids): it parses the folder that environment
+Run in a local Airflow's environment (LocalAirflow.dags): it parses the folder that environment
 names. A DAG file that does not import is an error, named with the file.
 """
 
