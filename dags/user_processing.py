@@ -35,6 +35,7 @@ from include.user_processing.errors import FAIL_FAST_ERRORS
 from include.user_processing.fields import users_table_sql
 from include.user_processing.settings import (
     DAG_ID,
+    DBT_GROUP,
     DBT_SELECT,
     DEFAULT_USERS_PER_RUN,
     MAX_ACTIVE_RUNS,
@@ -125,7 +126,7 @@ def user_processing():
         return asdict(store.store_run_csv(run_folder.folder_for(context), warehouse.connect))
 
     # The dbt models users feeds, run the way [dbt] mode says: one `dbt build` by default.
-    transform_users = dbt_task_group(DBT_SELECT, group_id="transform_users")
+    transform_users = dbt_task_group(DBT_SELECT, group_id=DBT_GROUP)
 
     chain(create_table, is_api_available, extract_user(), process_user(), store_user(), transform_users)
 

@@ -40,3 +40,4 @@ REQUEST_FIRST_WAIT = seconds(DAG_ID, "request_first_wait", 2)  # then doubling, 
 # source table `users` and everything downstream of it) and what those models need (`@`: seeds, other
 # tables they join). A model that reads only another table is built by the DAG that loads it.
 DBT_SELECT = "@source:warehouse.users"
+DBT_GROUP = "transform_users"  # the task group of the dbt tasks: transform_users.dbt_build, ...

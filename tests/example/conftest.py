@@ -16,7 +16,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from include.user_processing.settings import DAG_ID, USER_API_CONN_ID
+from include.user_processing.settings import DAG_ID, DBT_GROUP, USER_API_CONN_ID
 from template.standin_user_api.process import StandInUserApi
 from tests.conftest import AirflowCli
 
@@ -27,7 +27,6 @@ SHIPPED_MODELS = (
     "users_by_country",
     "users_by_registration_year",
 )  # in build order
-DBT_GROUP = "transform_users"  # user_processing's dbt task group
 DBT_BUILD_TASK = f"{DBT_GROUP}.dbt_build"  # the default mode's one task
 
 

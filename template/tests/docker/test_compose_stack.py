@@ -32,7 +32,7 @@ from redis.retry import Retry
 
 from include.common.project import DBT_SCHEMA
 from include.user_processing.extract import seed_for
-from include.user_processing.settings import DEFAULT_USERS_PER_RUN
+from include.user_processing.settings import DBT_GROUP, DEFAULT_USERS_PER_RUN
 from include.user_processing.user_api import page_sizes
 from scripts.airflow_api import AirflowApi
 from scripts.local_env import ThrowawayS3
@@ -70,7 +70,7 @@ KILL_DATE, GRACE_DATE, WAREHOUSE_DATE = (f"2024-01-0{day}T00:00:00+00:00" for da
 LOAD_DATES = [f"2024-02-0{day}T00:00:00+00:00" for day in range(1, 6)]
 TRIGGERED, BACKFILLED = LOAD_DATES[:2], LOAD_DATES[2:]
 GROW_DATE = "2024-03-01T00:00:00+00:00"
-DBT_GROUP = "transform_users."  # every dbt task's id starts with it, whatever the dbt mode
+DBT_TASKS = f"{DBT_GROUP}."  # every dbt task's id starts with it, whatever the dbt mode
 DOCKER_STOP_TIMEOUT = 10  # seconds Docker waits on a stop before it kills, unless stop_grace_period says
 AIRFLOW_SERVICES = (
     "airflow-apiserver",
@@ -451,7 +451,7 @@ def test_five_runs_at_once_on_two_workers_all_succeed_without_a_deadlock_or_two_
     assert database_deadlocks(stack) == deadlocks, "a deadlock was detected (pg_stat_database)"
     # One dbt build at a time, each in one try, whatever run it belongs to.
     task_instances = [ti for run_id in run_ids for ti in api.task_instances(DAG_ID, run_id)]
-    dbt = [ti for ti in task_instances if ti["task_id"].startswith(DBT_GROUP)]
+    dbt = [ti for ti in task_instances if ti["task_id"].startswith(DBT_TASKS)]
     assert len(dbt) >= len(run_ids)
     assert {ti["pool"] for ti in dbt} == {"dbt"}
     assert {(ti["dag_run_id"], ti["try_number"]) for ti in dbt} == {(run_id, 1) for run_id in run_ids}
@@ -823,7 +823,7 @@ def assert_run_succeeds(stack: ComposeProject, api: AirflowApi, run_id: str) -> 
         f"run {run_id}: tasks not successful: {failed}\n{task_log_tails(stack, run_id, failed)}"
     )
     assert state == "success"
-    assert any(ti["task_id"].startswith(DBT_GROUP) for ti in task_instances)
+    assert any(ti["task_id"].startswith(DBT_TASKS) for ti in task_instances)
     return task_instances
 
 
@@ -960,7 +960,7 @@ def dbt_lock(stack: ComposeProject) -> WarehouseLock:
 
 def wait_for_blocked_dbt(stack: ComposeProject, api: AirflowApi, run_id: str) -> dict:
     """Until a dbt task is running and its SQL waits for dbt_lock; the task instance, running."""
-    dbt = wait_for_task(api, run_id, DBT_GROUP, {"running"})
+    dbt = wait_for_task(api, run_id, DBT_TASKS, {"running"})
     statement = wait_for_lock_wait(
         stack,
         f"application_name <> '{WarehouseLock.APPLICATION}'",

@@ -23,13 +23,13 @@ from include.common.dbt_build import DbtBuildOperator
 from include.common.dbt_manifest import ensure_manifest
 from include.common.pools import DBT_POOL
 from include.common.project import DBT_PROJECT_DIR
-from include.user_processing.settings import DBT_SELECT
+from include.user_processing.settings import DBT_GROUP, DBT_SELECT
 from include.users_report.settings import MARTS
 from scripts.local_env import REPO_ROOT
 from tests.conftest import dbt_manifest
 from tests.example.conftest import SHIPPED_MODELS
 
-GROUP = "transform_users"
+GROUP = DBT_GROUP
 MODES = dbt_tasks.MODES
 LIST_TASKS = """
 import json
