@@ -413,10 +413,11 @@ def test_the_stand_in_api_runs_from_the_project_image_only_in_its_profile():
     # Published as the other services, for a worker on another machine.
     assert service["ports"] == [PUBLISH_PREFIX + "${USER_API_PORT:-8001}:8000"]
     assert service["healthcheck"]["test"][:2] == ["CMD", "curl"]
-    # Local tooling, mounted alone: the pipeline's include/ is not part of it.
-    assert service["volumes"] == [
-        "${AIRFLOW_PROJ_DIR:-.}/scripts/standin_user_api:/opt/airflow/scripts/standin_user_api:ro"
-    ]
+    # Mounted alone, the folder of the module it runs, which exists in the checkout: the pipeline's
+    # include/ is not part of it.
+    folder = service["entrypoint"][2].replace(".", "/")
+    assert (REPO_ROOT / folder / "__main__.py").is_file(), f"{folder}/__main__.py is not in the checkout"
+    assert service["volumes"] == [f"${{AIRFLOW_PROJ_DIR:-.}}/{folder}:/opt/airflow/{folder}:ro"]
 
 
 def test_the_execution_api_url_and_the_jwt_secret_are_shared_by_every_airflow_service(
