@@ -38,6 +38,7 @@ from template.tests.docker.test_compose_stack import (
     assert_run_succeeds,
     assert_running,
     assert_warehouse_holds_exactly_the_served_users,
+    attempt_error,
     published_ports,
     task_instance,
     users_lock,
@@ -149,7 +150,7 @@ def test_a_worker_on_the_second_host_runs_a_whole_run_and_its_logs_outlive_it(
     task_instances = assert_run_succeeds(stack, api, run_id)
     ran = {ti["task_id"]: (ti["hostname"], ti["try_number"]) for ti in task_instances}
     retried = {
-        task_id: [stored_error(object_store, run_id, task_id, attempt) for attempt in range(1, tries)]
+        task_id: [attempt_error(api, run_id, task_id, attempt, required=False) for attempt in range(1, tries)]
         for task_id, (_, tries) in ran.items()
         if tries > 1
     }
@@ -213,18 +214,6 @@ def stored_log(object_store: ThrowawayS3, run_id: str, task_id: str, attempt: in
         / f"task_id={task_id}"
         / f"attempt={attempt}.log"
     )
-
-
-def stored_error(object_store: ThrowawayS3, run_id: str, task_id: str, attempt: int) -> str:
-    """What a failed try logged last (its exception, when it logged one), from the object store."""
-    path = stored_log(object_store, run_id, task_id, attempt)
-    if not path.is_file():
-        return f"no log on the object store ({path.name})"
-    lines = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    errors = [
-        f"{e.get('exc_type')}: {e.get('exc_value')}" for line in lines for e in line.get("error_detail", [])
-    ]
-    return " / ".join(errors) or " | ".join(str(line.get("event")) for line in lines[-5:])
 
 
 def wait_for_stored_log(object_store: ThrowawayS3, run_id: str, task_id: str, attempt: int) -> Path:
