@@ -15,5 +15,5 @@ bench: install ## the pipeline vs naive baselines, dbt's modes vs one dbt build 
 # Debian/Ubuntu, a private dockerd it installs and starts), then `make image` run alone: template/tests/docker/.
 # .ci/run runs it after make test.
 .PHONY: test-docker
-test-docker: install ## docker-compose.yaml and make image's image on a real Docker engine (about 20 min)
+test-docker: install ## docker-compose.yaml and make image's image on a real Docker engine (about 15 min)
 	$(BIN)/python -m pytest -m docker --durations=0 template/tests/docker
